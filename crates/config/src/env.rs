@@ -1,0 +1,88 @@
+use figment::{
+    Error, Metadata, Profile, Provider,
+    value::{Dict, Map, Value},
+};
+
+/// Sections whose keys may be set as `CYBERVPN_<SECTION>_<KEY>`.
+const SECTIONS: &[&str] = &["database", "redis", "api", "log"];
+
+/// Environment variables mapped onto configuration keys.
+///
+/// `DATABASE_URL` → `database.url`, `REDIS_URL` → `redis.url`, `CYBERVPN_DATA_DIR` → `data_dir`,
+/// `CYBERVPN_API_LISTEN` → `api.listen`. Other variables are ignored, except `CYBERVPN_<SECTION>_…` of a known
+/// section, which must name a real key.
+#[derive(Debug, Clone, Default)]
+pub struct EnvVars {
+    /// (original variable name, dotted key, raw value)
+    vars: Vec<(String, String, String)>,
+}
+
+impl EnvVars {
+    /// Keeps the variables that map onto configuration keys.
+    pub fn collect(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let vars = vars
+            .into_iter()
+            .filter_map(|(name, value)| key_for(&name).map(|key| (name, key, value)))
+            .collect();
+        Self { vars }
+    }
+}
+
+fn key_for(name: &str) -> Option<String> {
+    match name {
+        "DATABASE_URL" => return Some("database.url".to_owned()),
+        "REDIS_URL" => return Some("redis.url".to_owned()),
+        "CYBERVPN_DATA_DIR" => return Some("data_dir".to_owned()),
+        _ => {}
+    }
+    let rest = name.strip_prefix("CYBERVPN_")?.to_ascii_lowercase();
+    SECTIONS.iter().find_map(|section| {
+        rest.strip_prefix(section)
+            .and_then(|key| key.strip_prefix('_'))
+            .filter(|key| !key.is_empty())
+            .map(|key| format!("{section}.{key}"))
+    })
+}
+
+impl Provider for EnvVars {
+    fn metadata(&self) -> Metadata {
+        let names: Vec<(String, String)> = self
+            .vars
+            .iter()
+            .map(|(name, key, _)| (key.clone(), name.clone()))
+            .collect();
+        Metadata::named("environment variable").interpolater(move |_: &Profile, keys: &[&str]| {
+            let key = keys.join(".");
+            names
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or(key, |(_, name)| name.clone())
+        })
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, Error> {
+        let mut dict = Dict::new();
+        for (_, key, raw) in &self.vars {
+            // Secrets stay strings: parsing `redis://…` or a password as TOML could reshape it.
+            let value = if key.ends_with(".url") {
+                Value::from(raw.clone())
+            } else {
+                raw.parse().unwrap_or_else(|never| match never {})
+            };
+            match key.split_once('.') {
+                Some((section, field)) => {
+                    let entry = dict
+                        .entry(section.to_owned())
+                        .or_insert_with(|| Value::from(Dict::new()));
+                    if let Value::Dict(_, fields) = entry {
+                        fields.insert(field.to_owned(), value);
+                    }
+                }
+                None => {
+                    dict.insert(key.clone(), value);
+                }
+            }
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}

@@ -1,0 +1,308 @@
+//! Layered configuration for every CyberVPN binary.
+//!
+//! Owns the precedence embedded defaults → optional TOML file → environment, the validation that runs
+//! before any socket is bound, and the [`Secret`] wrapper that keeps credentials out of logs.
+
+mod env;
+mod secret;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use figment::{
+    Figment,
+    providers::{Format, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+pub use env::EnvVars;
+pub use secret::Secret;
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value could not be read or has the wrong type; the message names the key and its source.
+    #[error("{0}")]
+    Load(Box<figment::Error>),
+    /// A value was read but breaks a rule.
+    #[error("invalid configuration key `{key}`: {reason}")]
+    Invalid {
+        /// Dotted key, e.g. `api.listen`.
+        key: &'static str,
+        /// What is wrong, never echoing a secret value.
+        reason: String,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        Self::Load(Box::new(err))
+    }
+}
+
+/// The whole configuration of the platform; each binary reads the sections it needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory for local state (the standalone SQLite database lives here).
+    pub data_dir: PathBuf,
+    /// Relational database.
+    pub database: DatabaseConfig,
+    /// Redis (queues, caches, rate limits); absent in standalone mode.
+    pub redis: RedisConfig,
+    /// HTTP API server.
+    pub api: ApiConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            api: ApiConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Relational database settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://…` or `sqlite://…`; unset means SQLite in `data_dir`.
+    pub url: Option<Secret<String>>,
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+    /// Connections kept open while idle.
+    pub min_connections: u32,
+    /// Seconds to wait for a connection before failing.
+    pub connect_timeout_secs: u64,
+    /// Apply pending migrations when the server starts.
+    pub migrate: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 16,
+            min_connections: 1,
+            connect_timeout_secs: 5,
+            migrate: false,
+        }
+    }
+}
+
+/// Redis settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://…` or `rediss://…`; unset means in-process state (standalone only).
+    pub url: Option<Secret<String>>,
+    /// Prefix of every key this deployment writes.
+    pub key_prefix: String,
+    /// Upper bound of pooled connections.
+    pub pool_size: usize,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "cybervpn:".to_owned(),
+            pool_size: 16,
+        }
+    }
+}
+
+/// HTTP API server settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Largest accepted request body in bytes.
+    pub body_limit_bytes: usize,
+    /// Origins allowed by CORS (exact `scheme://host[:port]`); empty disables CORS.
+    pub cors_allowed_origins: Vec<String>,
+    /// Send `Strict-Transport-Security`: set when a TLS proxy fronts the api.
+    pub hsts: bool,
+    /// Seconds the public plan catalogue is cached in memory.
+    pub plans_cache_ttl_secs: u64,
+    /// Seconds allowed for in-flight requests to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: 0,
+            body_limit_bytes: 64 * 1024,
+            cors_allowed_origins: Vec::new(),
+            hsts: false,
+            plans_cache_ttl_secs: 5,
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable lines (development).
+    Pretty,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `tracing` filter directive, e.g. `info` or `info,cybervpn_api=debug`.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Json,
+        }
+    }
+}
+
+/// Largest body limit an operator may configure (64 MiB).
+const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+impl Config {
+    /// Loads defaults, then `file` (which must exist when given), then `env`, and validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: Self = figment.merge(EnvVars::collect(env)).extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The database URL in effect: the configured one, or SQLite under `data_dir`.
+    pub fn database_url(&self) -> Secret<String> {
+        self.database.url.clone().unwrap_or_else(|| {
+            Secret::new(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("cybervpn.db").display()
+            ))
+        })
+    }
+
+    /// Checks rules that types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir", "must not be empty");
+        }
+        if let Some(url) = &self.database.url {
+            let url = url.expose();
+            if !["postgres://", "postgresql://", "sqlite:"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+            {
+                return invalid(
+                    "database.url",
+                    "must start with postgres://, postgresql:// or sqlite:",
+                );
+            }
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections", "must be at least 1");
+        }
+        if self.database.min_connections > self.database.max_connections {
+            return invalid(
+                "database.min_connections",
+                "must not exceed database.max_connections",
+            );
+        }
+        if self.database.connect_timeout_secs == 0 {
+            return invalid("database.connect_timeout_secs", "must be at least 1");
+        }
+        if let Some(url) = &self.redis.url {
+            let url = url.expose();
+            if !["redis://", "rediss://", "unix://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+            {
+                return invalid(
+                    "redis.url",
+                    "must start with redis://, rediss:// or unix://",
+                );
+            }
+        }
+        if self.redis.pool_size == 0 {
+            return invalid("redis.pool_size", "must be at least 1");
+        }
+        if !(1..=MAX_BODY_LIMIT).contains(&self.api.body_limit_bytes) {
+            return invalid("api.body_limit_bytes", "must be between 1 and 67108864");
+        }
+        if let Some(origin) = self
+            .api
+            .cors_allowed_origins
+            .iter()
+            .find(|origin| !is_exact_origin(origin))
+        {
+            return Err(ConfigError::Invalid {
+                key: "api.cors_allowed_origins",
+                reason: format!(
+                    "`{origin}` is not an exact origin like https://app.example.com (no wildcard, no path)"
+                ),
+            });
+        }
+        if self.log.level.trim().is_empty() {
+            return invalid("log.level", "must not be empty");
+        }
+        Ok(())
+    }
+}
+
+/// `scheme://host[:port]` with no wildcard, path, query or credentials.
+fn is_exact_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (rest, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p != 0));
+    host_ok && port_ok
+}
+
+#[cfg(test)]
+mod tests;

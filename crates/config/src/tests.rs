@@ -1,0 +1,196 @@
+use std::collections::BTreeSet;
+
+use super::*;
+
+fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+    vars.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn defaults_apply_with_no_file_and_no_env() {
+    let config = Config::load(None, env(&[])).expect("defaults are valid");
+    assert_eq!(config, Config::default());
+    assert_eq!(config.api.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(
+        config.database_url().expose(),
+        "sqlite://./data/cybervpn.db?mode=rwc"
+    );
+}
+
+#[test]
+fn environment_overrides_file_which_overrides_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("cybervpn.toml");
+    std::fs::write(
+        &file,
+        "[api]\nlisten = \"0.0.0.0:9000\"\nworkers = 3\n[log]\nformat = \"pretty\"\n",
+    )
+    .expect("write");
+    let config = Config::load(
+        Some(&file),
+        env(&[
+            ("CYBERVPN_API_LISTEN", "127.0.0.1:7000"),
+            ("DATABASE_URL", "postgres://u:p@db/cybervpn"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("CYBERVPN_DATA_DIR", "/var/lib/cybervpn"),
+            (
+                "CYBERVPN_API_CORS_ALLOWED_ORIGINS",
+                "[\"https://app.example.com\"]",
+            ),
+            ("CYBERVPN_TEST_PG_URL", "ignored: not a config section"),
+            ("PATH", "/usr/bin"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(config.api.listen.to_string(), "127.0.0.1:7000");
+    assert_eq!(config.api.workers, 3);
+    assert_eq!(config.log.format, LogFormat::Pretty);
+    assert_eq!(config.data_dir, PathBuf::from("/var/lib/cybervpn"));
+    assert_eq!(config.database_url().expose(), "postgres://u:p@db/cybervpn");
+    assert_eq!(
+        config.api.cors_allowed_origins,
+        vec!["https://app.example.com".to_owned()]
+    );
+    assert!(config.redis.url.is_some());
+}
+
+#[test]
+fn bad_type_names_the_environment_variable() {
+    let err =
+        Config::load(None, env(&[("CYBERVPN_API_LISTEN", "not-an-address")])).expect_err("invalid");
+    let message = err.to_string();
+    assert!(message.contains("CYBERVPN_API_LISTEN"), "{message}");
+}
+
+#[test]
+fn unknown_key_in_a_known_section_is_rejected() {
+    let err = Config::load(None, env(&[("CYBERVPN_API_LISTNE", "127.0.0.1:1")])).expect_err("typo");
+    assert!(err.to_string().contains("listne"), "{err}");
+}
+
+#[test]
+fn bad_file_value_names_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[database]\nmax_connections = \"many\"\n").expect("write");
+    let err = Config::load(Some(&file), env(&[])).expect_err("invalid");
+    assert!(err.to_string().contains("max_connections"), "{err}");
+}
+
+#[test]
+fn missing_config_file_is_an_error() {
+    let err = Config::load(Some(Path::new("/nonexistent/cybervpn.toml")), env(&[]))
+        .expect_err("missing file");
+    assert!(err.to_string().contains("cybervpn.toml"), "{err}");
+}
+
+#[test]
+fn rule_violations_name_the_key_without_echoing_secrets() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("DATABASE_URL", "mysql://root:hunter2@db/x")],
+            "database.url",
+        ),
+        (&[("REDIS_URL", "http://:hunter2@r")], "redis.url"),
+        (
+            &[("CYBERVPN_DATABASE_MAX_CONNECTIONS", "0")],
+            "database.max_connections",
+        ),
+        (
+            &[("CYBERVPN_DATABASE_MIN_CONNECTIONS", "99")],
+            "database.min_connections",
+        ),
+        (
+            &[("CYBERVPN_API_BODY_LIMIT_BYTES", "0")],
+            "api.body_limit_bytes",
+        ),
+        (
+            &[("CYBERVPN_API_CORS_ALLOWED_ORIGINS", "[\"*\"]")],
+            "api.cors_allowed_origins",
+        ),
+        (
+            &[(
+                "CYBERVPN_API_CORS_ALLOWED_ORIGINS",
+                "[\"https://a.com/path\"]",
+            )],
+            "api.cors_allowed_origins",
+        ),
+        (&[("CYBERVPN_LOG_LEVEL", " ")], "log.level"),
+        (&[("CYBERVPN_DATA_DIR", "")], "data_dir"),
+    ];
+    for (vars, key) in cases {
+        let err = Config::load(None, env(vars)).expect_err(key);
+        let message = err.to_string();
+        assert!(
+            matches!(err, ConfigError::Invalid { key: k, .. } if k == *key),
+            "{key}: {message}"
+        );
+        assert!(!message.contains("hunter2"), "secret leaked: {message}");
+    }
+}
+
+#[test]
+fn secrets_are_redacted_in_debug_and_serialization() {
+    let config =
+        Config::load(None, env(&[("DATABASE_URL", "postgres://u:hunter2@db/x")])).expect("valid");
+    assert!(!format!("{config:?}").contains("hunter2"));
+    assert!(
+        !serde_json::to_string(&config)
+            .expect("json")
+            .contains("hunter2")
+    );
+    assert_eq!(
+        config.database.url.as_ref().map(|s| s.expose().as_str()),
+        Some("postgres://u:hunter2@db/x")
+    );
+}
+
+fn keys(value: &toml::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    if let toml::Value::Table(table) = value {
+        for (k, v) in table {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            if v.is_table() {
+                keys(v, &key, out);
+            } else {
+                out.insert(key);
+            }
+        }
+    }
+}
+
+/// `docs/config.example.toml` documents every key: optional keys appear commented out as `# key = value`.
+#[test]
+fn example_config_documents_every_key_and_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/config.example.toml");
+    let text = std::fs::read_to_string(&path).expect("docs/config.example.toml exists");
+
+    let loaded = Config::load(Some(&path), env(&[])).expect("example loads as is");
+    assert_eq!(loaded, Config::default(), "example shows the defaults");
+
+    let uncommented: String = text
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if rest.contains(" = ") && !rest.starts_with(' ') => rest,
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let documented: toml::Value = toml::from_str(&uncommented).expect("example is TOML");
+    let mut documented_keys = BTreeSet::new();
+    keys(&documented, "", &mut documented_keys);
+
+    let mut full = Config::default();
+    full.database.url = Some(Secret::new(String::new()));
+    full.redis.url = Some(Secret::new(String::new()));
+    let actual: toml::Value = toml::Value::try_from(&full).expect("config serializes");
+    let mut actual_keys = BTreeSet::new();
+    keys(&actual, "", &mut actual_keys);
+
+    assert_eq!(documented_keys, actual_keys);
+}

@@ -1,0 +1,13 @@
+//! sea-orm entities, one module per table; they never leave this crate's repositories.
+#![expect(
+    missing_docs,
+    reason = "column fields mirror the migrations, which document them"
+)]
+
+pub mod customer;
+pub mod payment;
+pub mod plan;
+pub mod plan_price;
+pub mod server;
+pub mod staff_account;
+pub mod subscription;

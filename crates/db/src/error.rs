@@ -1,0 +1,77 @@
+use cybervpn_domain::DomainError;
+use sea_orm::{DbErr, SqlErr};
+
+/// Why a repository call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A business rule, e.g. a uniqueness constraint or a missing row.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The database could not be reached in time.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] DbErr),
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Database(#[source] DbErr),
+    /// A stored row does not parse into a domain value.
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt {
+        /// Table holding the row.
+        table: &'static str,
+        /// What failed to parse.
+        reason: String,
+    },
+}
+
+/// Unique constraints the business relies on: PostgreSQL index name, SQLite's column list, what conflicts.
+const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
+    (
+        "uq_customers_email",
+        "customers.email",
+        "customer with this email",
+    ),
+    (
+        "uq_customers_telegram_id",
+        "customers.telegram_id",
+        "customer with this Telegram id",
+    ),
+    (
+        "uq_staff_accounts_email",
+        "staff_accounts.email",
+        "staff account with this email",
+    ),
+    ("uq_plans_code", "plans.code", "plan with this code"),
+    (
+        "uq_payments_provider_payment",
+        "payments.provider, payments.provider_payment_id",
+        "payment with this provider payment id",
+    ),
+    ("uq_servers_name", "servers.name", "server with this name"),
+];
+
+impl From<DbErr> for DbError {
+    fn from(err: DbErr) -> Self {
+        if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
+            let known = UNIQUE_CONSTRAINTS.iter().find(|(pg, sqlite, _)| {
+                message.contains(&format!("\"{pg}\"")) || message.ends_with(sqlite)
+            });
+            if let Some((_, _, what)) = known {
+                return Self::Domain(DomainError::Conflict { what });
+            }
+        }
+        match err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(err),
+            other => Self::Database(other),
+        }
+    }
+}
+
+impl DbError {
+    /// A stored value in `table` failed to parse.
+    pub(crate) fn corrupt(table: &'static str, err: impl std::fmt::Display) -> Self {
+        Self::Corrupt {
+            table,
+            reason: err.to_string(),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Persistence for CyberVPN.
+//!
+//! Owns the sea-orm entities, the connection pool for PostgreSQL or SQLite, migrations at start-up, and the
+//! repositories that return domain types; database errors are mapped here, by constraint, to domain errors.
+
+pub mod entity;
+mod error;
+mod repo;
+
+use std::time::Duration;
+
+use cybervpn_config::Config;
+use cybervpn_migrations::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend};
+
+pub use error::DbError;
+pub use repo::{customers::Customers, payments::Payments, plans::Plans};
+pub use sea_orm::DbErr;
+
+/// A pooled connection to the platform's database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+}
+
+impl Db {
+    /// Opens a pool for the configured database (SQLite files are created, in WAL mode).
+    pub async fn connect(config: &Config) -> Result<Self, DbErr> {
+        let url = config.database_url();
+        let url = url.expose();
+        if let Some(path) = sqlite_file(url) {
+            if let Some(parent) = std::path::Path::new(path).parent() {
+                std::fs::create_dir_all(parent).map_err(|err| {
+                    DbErr::Custom(format!("cannot create {}: {err}", parent.display()))
+                })?;
+            }
+        }
+        let mut options = ConnectOptions::new(url.clone());
+        options
+            .max_connections(config.database.max_connections)
+            .min_connections(config.database.min_connections)
+            .connect_timeout(Duration::from_secs(config.database.connect_timeout_secs))
+            .acquire_timeout(Duration::from_secs(config.database.connect_timeout_secs))
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5))
+            });
+        let conn = sea_orm::Database::connect(options).await?;
+        Ok(Self { conn })
+    }
+
+    /// Wraps an open connection.
+    pub const fn from_connection(conn: DatabaseConnection) -> Self {
+        Self { conn }
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.conn, None).await
+    }
+
+    /// Names of migrations not yet applied.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, DbErr> {
+        Ok(Migrator::get_pending_migrations(&self.conn)
+            .await?
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect())
+    }
+
+    /// Checks that the database answers a query.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.conn.execute_unprepared("SELECT 1").await.map(|_| ())
+    }
+
+    /// Which database engine this is.
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// The underlying connection, for repositories and transactions.
+    pub const fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.conn.close().await
+    }
+
+    /// Customer accounts.
+    pub const fn customers(&self) -> Customers<'_> {
+        Customers::new(&self.conn)
+    }
+
+    /// The plan catalogue.
+    pub const fn plans(&self) -> Plans<'_> {
+        Plans::new(&self.conn)
+    }
+
+    /// Payments.
+    pub const fn payments(&self) -> Payments<'_> {
+        Payments::new(&self.conn)
+    }
+}
+
+/// The file path of a `sqlite://` URL, without its query string; `None` for in-memory or other databases.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_file;
+
+    #[test]
+    fn finds_the_sqlite_file_path() {
+        assert_eq!(
+            sqlite_file("sqlite://./data/cybervpn.db?mode=rwc"),
+            Some("./data/cybervpn.db")
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://db/x"), None);
+    }
+}

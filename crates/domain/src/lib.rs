@@ -1,0 +1,25 @@
+//! CyberVPN's business vocabulary: typed ids and validated values (email, money, traffic, ...),
+//! the customer, staff, plan, subscription, payment and server entities with the rules that guard
+//! them, and the one catalogue of error codes every edge maps to. No I/O, no framework.
+
+mod macros;
+
+pub mod customer;
+pub mod error;
+pub mod id;
+pub mod payment;
+pub mod plan;
+pub mod server;
+pub mod staff;
+pub mod subscription;
+pub mod values;
+
+pub use customer::{Customer, CustomerStatus, NewCustomer};
+pub use error::{DomainError, ErrorCode};
+pub use id::{CustomerId, PaymentId, PlanId, ServerId, StaffId, SubscriptionId};
+pub use payment::{Payment, PaymentProvider, PaymentStatus};
+pub use plan::{Plan, PlanDuration, PlanTier};
+pub use server::{Server, ServerStatus};
+pub use staff::{StaffAccount, StaffRole};
+pub use subscription::{PanelIdentity, Subscription, SubscriptionStatus};
+pub use values::*;

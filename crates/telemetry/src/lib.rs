@@ -1,0 +1,156 @@
+//! Observability shared by every binary.
+//!
+//! Owns the `tracing` subscriber (JSON or pretty logs), the Prometheus registry, and the typed metrics the
+//! services record; metric label values are always bounded (route templates, never raw paths).
+
+use cybervpn_config::{LogConfig, LogFormat};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// `log.level` is not a valid filter directive.
+    #[error("invalid configuration key `log.level`: {0}")]
+    InvalidLevel(String),
+    /// A metric could not be registered (a programming error: duplicate name).
+    #[error("metric registration failed: {0}")]
+    Metric(#[from] prometheus::Error),
+}
+
+/// Parses `log.level` into a filter, so a bad directive fails before anything starts.
+pub fn log_filter(config: &LogConfig) -> Result<EnvFilter, TelemetryError> {
+    EnvFilter::builder()
+        .parse(&config.level)
+        .map_err(|err| TelemetryError::InvalidLevel(err.to_string()))
+}
+
+/// Installs the global `tracing` subscriber; a second call (as in tests) is a no-op.
+pub fn init_logging(config: &LogConfig) -> Result<(), TelemetryError> {
+    let filter = log_filter(config)?;
+    let registry = tracing_subscriber::registry().with(filter);
+    // `try_init` fails only when a subscriber is already installed, which is fine to ignore.
+    let _already_set = match config.format {
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry.with(fmt::layer()).try_init(),
+    };
+    Ok(())
+}
+
+/// The Prometheus registry of one process, with the metrics it records.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP server metrics.
+    pub http: HttpMetrics,
+}
+
+impl Metrics {
+    /// Creates a registry with every metric registered.
+    pub fn new() -> Result<Self, TelemetryError> {
+        let registry = Registry::new();
+        let http = HttpMetrics::register(&registry)?;
+        Ok(Self { registry, http })
+    }
+
+    /// The registry, for services that add their own metrics.
+    pub const fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 * 1024);
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+/// Content type of [`Metrics::render`].
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Metrics of an HTTP server.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    /// `http_requests_total{method,route,status}`.
+    pub requests_total: IntCounterVec,
+    /// `http_request_duration_seconds{method,route}`.
+    pub request_duration_seconds: HistogramVec,
+}
+
+impl HttpMetrics {
+    fn register(registry: &Registry) -> Result<Self, TelemetryError> {
+        let requests_total = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests served"),
+            &["method", "route", "status"],
+        )?;
+        let request_duration_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time from request received to response ready",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
+            &["method", "route"],
+        )?;
+        registry.register(Box::new(requests_total.clone()))?;
+        registry.register(Box::new(request_duration_seconds.clone()))?;
+        Ok(Self {
+            requests_total,
+            request_duration_seconds,
+        })
+    }
+
+    /// Records one finished request; `route` must be a route template, never a raw path.
+    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        self.requests_total
+            .with_label_values(&[method, route, status.as_str()])
+            .inc();
+        self.request_duration_seconds
+            .with_label_values(&[method, route])
+            .observe(seconds);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_http_metrics_with_their_labels() {
+        let metrics = Metrics::new().expect("registry");
+        metrics.http.observe("GET", "/api/v1/plans", 200, 0.002);
+        let text = String::from_utf8(metrics.render()).expect("utf8");
+        assert!(
+            text.contains(
+                r#"http_requests_total{method="GET",route="/api/v1/plans",status="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("http_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn bad_level_names_the_key() {
+        let config = LogConfig {
+            level: "info,=[".to_owned(),
+            ..LogConfig::default()
+        };
+        let err = log_filter(&config).expect_err("invalid");
+        assert!(err.to_string().contains("log.level"));
+    }
+}

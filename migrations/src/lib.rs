@@ -1,0 +1,27 @@
+//! Schema migrations of the CyberVPN database.
+//!
+//! Written with sea-query's schema builder so the same files run on PostgreSQL (production) and SQLite
+//! (standalone). Migrations are append-only: never edit one that has shipped, add a new one.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_core_schema;
+mod m20261126_000002_seed_plans;
+
+pub use sea_orm_migration::MigratorTrait;
+
+/// Every migration, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_core_schema::Migration),
+            Box::new(m20261126_000002_seed_plans::Migration),
+        ]
+    }
+}
+
+/// Hash of the migration sources: changes whenever any migration does (names test template databases).
+pub const FINGERPRINT: &str = env!("CYBERVPN_MIGRATIONS_FINGERPRINT");

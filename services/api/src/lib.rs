@@ -1,0 +1,244 @@
+//! The CyberVPN HTTP api: public routes under `/api/v1`, health, metrics and docs.
+//!
+//! Owns the actix-web application, its error model (RFC 7807), the request edge (request ids, metrics,
+//! security headers) and the process lifecycle; business rules live in the domain and db crates.
+
+pub mod cli;
+pub mod error;
+mod middleware;
+mod openapi;
+mod routes;
+mod state;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use actix_cors::Cors;
+use actix_web::{
+    App, HttpServer,
+    dev::{Server, ServerHandle},
+    http::{Method, header},
+    middleware::{Condition, from_fn},
+    web,
+};
+use anyhow::Context as _;
+use cybervpn_config::Config;
+use cybervpn_db::Db;
+use cybervpn_kv::Kv;
+use cybervpn_telemetry::Metrics;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use middleware::RequestId;
+pub use openapi::openapi;
+
+use crate::{error::ApiError, routes::RouteTable, state::AppState};
+
+/// How a process runs the api.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A separately deployed service: migrates only when told to.
+    Service,
+    /// The all-in-one binary: always brings the schema up to date.
+    Standalone,
+}
+
+/// A built api bound to its listener, ready to run.
+pub struct Api {
+    server: Server,
+    addr: SocketAddr,
+    db: Db,
+}
+
+impl Api {
+    /// The address actually bound (useful with port 0).
+    pub const fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped, then closes the database pool.
+    pub async fn run(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let _ = self.db.close().await;
+        result
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains in-flight requests.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let handle = self.handle();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown signal received, draining requests");
+            handle.stop(true).await;
+        });
+        self.run().await
+    }
+}
+
+/// Builds the api on an already bound listener; migrates first in standalone mode or when configured.
+pub async fn build(
+    config: Arc<Config>,
+    listener: std::net::TcpListener,
+    mode: Mode,
+) -> anyhow::Result<Api> {
+    let db = Db::connect(&config)
+        .await
+        .context("cannot connect to the database")?;
+    if mode == Mode::Standalone || config.database.migrate {
+        db.migrate().await.context("migrations failed")?;
+    } else {
+        let pending = db
+            .pending_migrations()
+            .await
+            .context("cannot read migration state")?;
+        anyhow::ensure!(
+            pending.is_empty(),
+            "the database schema is behind ({} pending migration(s), first {}): run `cybervpn-api migrate` \
+             or start with --migrate",
+            pending.len(),
+            pending.first().map_or("?", String::as_str),
+        );
+    }
+    let kv = config
+        .redis
+        .url
+        .as_ref()
+        .map(|url| {
+            Kv::new(
+                url.expose(),
+                &config.redis.key_prefix,
+                config.redis.pool_size,
+            )
+        })
+        .transpose()
+        .context("invalid Redis configuration")?;
+    let metrics = Metrics::new().context("metrics registry")?;
+    let state = web::Data::new(AppState {
+        db: db.clone(),
+        kv,
+        metrics,
+        plans: state::CachedBody::new(Duration::from_secs(config.api.plans_cache_ttl_secs)),
+        config: Arc::clone(&config),
+    });
+    let doc = openapi();
+    let route_table = web::Data::new(RouteTable::from_openapi(&doc));
+
+    let workers = match config.api.workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let addr = listener.local_addr().context("listener address")?;
+    let factory_config = Arc::clone(&config);
+    let server = HttpServer::new(move || {
+        let config = &factory_config;
+        let body_limit = config.api.body_limit_bytes;
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .configure(routes::configure)
+            .split_for_parts();
+        app.app_data(state.clone())
+            .app_data(route_table.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(body_limit)
+                    .error_handler(|err, _| ApiError::from(err).into()),
+            )
+            .app_data(web::PayloadConfig::new(body_limit))
+            .app_data(web::PathConfig::default().error_handler(|err, _| ApiError::from(err).into()))
+            .app_data(
+                web::QueryConfig::default().error_handler(|err, _| ApiError::from(err).into()),
+            )
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", doc.clone()))
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    actix_web::HttpResponse::PermanentRedirect()
+                        .insert_header((header::LOCATION, "/docs/"))
+                        .finish()
+                }),
+            )
+            .default_service(web::to(routes::fallback))
+            .wrap(Condition::new(
+                !config.api.cors_allowed_origins.is_empty(),
+                cors(&config.api.cors_allowed_origins),
+            ))
+            .wrap(from_fn(middleware::edge))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(config.api.shutdown_timeout_secs)
+    .listen(listener)
+    .context("cannot listen")?
+    .run();
+    Ok(Api { server, addr, db })
+}
+
+fn cors(origins: &[String]) -> Cors {
+    origins
+        .iter()
+        .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+        .allowed_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            middleware::REQUEST_ID,
+        ])
+        .expose_headers([middleware::REQUEST_ID])
+        .max_age(600)
+}
+
+/// Binds `config.api.listen`, builds the api and serves until SIGINT/SIGTERM.
+pub async fn serve(config: Arc<Config>, mode: Mode) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(config.api.listen)
+        .with_context(|| format!("cannot bind {}", config.api.listen))?;
+    let api = build(config, listener, mode).await?;
+    tracing::info!(addr = %api.addr(), ?mode, "api listening");
+    api.run_until_signalled().await.context("server error")
+}
+
+/// Applies pending migrations and exits.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let db = Db::connect(config)
+        .await
+        .context("cannot connect to the database")?;
+    let pending = db.pending_migrations().await?;
+    db.migrate().await.context("migrations failed")?;
+    tracing::info!(applied = pending.len(), "database schema is up to date");
+    db.close().await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,61 @@
+//! Route table: every endpoint is registered here, and the OpenAPI document is derived from it.
+
+use actix_web::{HttpRequest, dev::ResourceDef, web};
+use utoipa::openapi::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::error::ApiError;
+
+pub(crate) mod health;
+pub(crate) mod plans;
+
+/// Registers every documented route.
+pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
+    cfg.service(health::health)
+        .service(health::ready)
+        .service(health::metrics)
+        .service(utoipa_actix_web::scope("/api/v1").service(plans::list_plans));
+}
+
+/// Known path patterns with the methods each accepts, to answer 405 instead of 404.
+pub(crate) struct RouteTable(Vec<(ResourceDef, String)>);
+
+impl RouteTable {
+    /// Builds the table from the OpenAPI document, which is itself derived from the registered routes.
+    pub(crate) fn from_openapi(doc: &OpenApi) -> Self {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods: Vec<&str> = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(method, present)| present.then_some(method))
+                .collect();
+                (ResourceDef::new(path.as_str()), methods.join(", "))
+            })
+            .collect();
+        Self(routes)
+    }
+}
+
+/// Answers requests no route matched: 405 when the path exists with other methods, 404 otherwise.
+pub(crate) async fn fallback(
+    req: HttpRequest,
+    routes: web::Data<RouteTable>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let path = req.path();
+    match routes.0.iter().find(|(def, _)| def.is_match(path)) {
+        Some((_, allow)) => Err(ApiError::method_not_allowed(allow.clone())),
+        None => Err(ApiError::new(
+            cybervpn_domain::ErrorCode::RouteNotFound,
+            format!("no route for {path}"),
+        )),
+    }
+}
