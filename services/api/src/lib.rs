@@ -136,7 +136,9 @@ pub async fn build(
     let server = HttpServer::new(move || {
         let config = &factory_config;
         let body_limit = config.api.body_limit_bytes;
+        // The docs go first: the `/api/v1` scope below would otherwise swallow `/api/v1/openapi.json`.
         let (app, _) = App::new()
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", doc.clone()))
             .into_utoipa_app()
             .configure(routes::configure)
             .split_for_parts();
@@ -152,7 +154,6 @@ pub async fn build(
             .app_data(
                 web::QueryConfig::default().error_handler(|err, _| ApiError::from(err).into()),
             )
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", doc.clone()))
             .route(
                 "/docs",
                 web::get().to(|| async {

@@ -14,11 +14,16 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
     cfg.service(health::health)
         .service(health::ready)
         .service(health::metrics)
-        .service(utoipa_actix_web::scope("/api/v1").service(plans::list_plans));
+        .service(
+            utoipa_actix_web::scope("/api/v1")
+                .service(plans::list_plans)
+                .service(plans::quote)
+                .service(plans::get_plan),
+        );
 }
 
 /// Known path patterns with the methods each accepts, to answer 405 instead of 404.
-pub(crate) struct RouteTable(Vec<(ResourceDef, String)>);
+pub(crate) struct RouteTable(Vec<(ResourceDef, Vec<&'static str>)>);
 
 impl RouteTable {
     /// Builds the table from the OpenAPI document, which is itself derived from the registered routes.
@@ -38,7 +43,7 @@ impl RouteTable {
                 .into_iter()
                 .filter_map(|(method, present)| present.then_some(method))
                 .collect();
-                (ResourceDef::new(path.as_str()), methods.join(", "))
+                (ResourceDef::new(path.as_str()), methods)
             })
             .collect();
         Self(routes)
@@ -51,11 +56,19 @@ pub(crate) async fn fallback(
     routes: web::Data<RouteTable>,
 ) -> Result<actix_web::HttpResponse, ApiError> {
     let path = req.path();
-    match routes.0.iter().find(|(def, _)| def.is_match(path)) {
-        Some((_, allow)) => Err(ApiError::method_not_allowed(allow.clone())),
-        None => Err(ApiError::new(
+    let mut allowed: Vec<&str> = routes
+        .0
+        .iter()
+        .filter(|(def, _)| def.is_match(path))
+        .flat_map(|(_, methods)| methods.iter().copied())
+        .collect();
+    if allowed.is_empty() {
+        return Err(ApiError::new(
             cybervpn_domain::ErrorCode::RouteNotFound,
             format!("no route for {path}"),
-        )),
+        ));
     }
+    allowed.sort_unstable();
+    allowed.dedup();
+    Err(ApiError::method_not_allowed(allowed.join(", ")))
 }

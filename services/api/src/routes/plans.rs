@@ -1,8 +1,8 @@
 //! The public plan catalogue.
 
-use actix_web::{HttpResponse, get, http::header, web};
-use cybervpn_domain::{Money, Plan};
-use serde::Serialize;
+use actix_web::{HttpResponse, get, http::header, post, web};
+use cybervpn_domain::{Currency, DomainError, Money, Plan, PlanId};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{error::ApiError, state::AppState};
@@ -103,4 +103,81 @@ pub(crate) async fn list_plans(state: web::Data<AppState>) -> Result<HttpRespons
             format!("public, max-age={}", state.plans.ttl().as_secs()),
         ))
         .body(body))
+}
+
+/// Fetches one plan, on sale or not, so links to retired plans still resolve.
+#[utoipa::path(
+    tag = "plans",
+    params(("id" = uuid::Uuid, Path, description = "Plan id")),
+    responses(
+        (status = 200, description = "The plan", body = PlanView),
+        (status = 404, description = "No such plan", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/plans/{id}")]
+pub(crate) async fn get_plan(
+    state: web::Data<AppState>,
+    id: web::Path<uuid::Uuid>,
+) -> Result<web::Json<PlanView>, ApiError> {
+    let plan = state.db.plans().get(PlanId::from_uuid(*id)).await?;
+    Ok(web::Json(plan.into()))
+}
+
+/// What a customer asks a price for.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QuoteRequest {
+    /// Plan to price.
+    plan_id: uuid::Uuid,
+    /// Currency to pay in: `USD`, `RUB` or `XTR`.
+    #[schema(value_type = String, example = "USD")]
+    currency: Currency,
+}
+
+/// The price of one plan in one currency.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Quote {
+    /// Plan priced.
+    plan_id: uuid::Uuid,
+    /// Its code.
+    code: String,
+    /// The price.
+    price: PriceView,
+}
+
+/// Prices a plan on sale in the requested currency.
+#[utoipa::path(
+    tag = "plans",
+    request_body = QuoteRequest,
+    responses(
+        (status = 200, description = "The price", body = Quote),
+        (status = 400, description = "Malformed JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such plan on sale", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong field types, or no price in that currency", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/plans/quote")]
+pub(crate) async fn quote(
+    state: web::Data<AppState>,
+    request: web::Json<QuoteRequest>,
+) -> Result<web::Json<Quote>, ApiError> {
+    let QuoteRequest { plan_id, currency } = request.into_inner();
+    let plan = state.db.plans().get(PlanId::from_uuid(plan_id)).await?;
+    if !plan.is_active {
+        return Err(DomainError::NotFound { entity: "plan" }.into());
+    }
+    let price = plan.price_in(currency).ok_or_else(|| {
+        DomainError::invalid(
+            "currency",
+            format!("plan {} has no price in {currency}", plan.code),
+        )
+    })?;
+    Ok(web::Json(Quote {
+        plan_id,
+        price: PriceView::from(&price),
+        code: plan.code,
+    }))
 }

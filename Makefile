@@ -1,0 +1,42 @@
+# CyberVPN — `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: help run test lint fmt openapi bench services build release deny
+
+help: ## List targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+run: ## Run the whole platform in one process on SQLite (./data), serving http://127.0.0.1:8080
+	$(CARGO) run --bin cybervpn
+
+test: services ## Run the full test suite (needs PostgreSQL and Redis on 127.0.0.1; `make services` starts them)
+	@command -v cargo-nextest >/dev/null || $(CARGO) install --locked cargo-nextest
+	$(CARGO) nextest run --workspace --no-fail-fast
+	$(CARGO) test --workspace --doc
+
+lint: ## cargo fmt --check and clippy -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+openapi: ## Regenerate docs/openapi.json from the code
+	UPDATE_OPENAPI=1 $(CARGO) nextest run -p cybervpn-api -E 'test(openapi_document_matches)'
+
+bench: ## Benchmark the release build (standalone and PostgreSQL) with wrk; appends to docs/benchmarks.md
+	bash scripts/bench.sh
+
+services: ## Start local PostgreSQL and Redis if they are down
+	@bash scripts/services.sh
+
+build: ## Debug build of every binary
+	$(CARGO) build --workspace --bins
+
+release: ## Release build of every binary
+	$(CARGO) build --workspace --bins --release
+
+deny: ## Check advisories, licenses and bans (needs cargo-deny)
+	cargo deny check

@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# Benchmarks the release build of the api with wrk and appends the results to docs/benchmarks.md.
+#
+#   Scenario A  standalone: target/release/cybervpn on a fresh SQLite data dir.
+#   Scenario B  postgres:   target/release/cybervpn-api serve --migrate on a fresh PostgreSQL database
+#                           (and a private Redis key prefix).
+#
+# For each: idle RSS after start-up and warm-up, `wrk --latency` against GET /health and GET /api/v1/plans,
+# RSS after load. Everything it creates (servers, database, Redis keys, temp dir) is removed on exit.
+#
+# Environment: BENCH_DURATION (default 20s), BENCH_CONNECTIONS (default 64), BENCH_THREADS (default 2),
+# CARGO (default cargo).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+DURATION="${BENCH_DURATION:-20s}"
+CONNECTIONS="${BENCH_CONNECTIONS:-64}"
+THREADS="${BENCH_THREADS:-2}"
+CARGO="${CARGO:-cargo}"
+PG_URL_BASE="postgres://postgres@127.0.0.1:5432"
+REDIS_URL="redis://127.0.0.1:6379"
+RESULTS_MD="docs/benchmarks.md"
+ENDPOINTS=(/health /api/v1/plans)
+
+log() { printf '\033[36m[bench]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31m[bench] %s\033[0m\n' "$*" >&2; exit 1; }
+
+if ! [[ "$CONNECTIONS" =~ ^[0-9]+$ && "$THREADS" =~ ^[0-9]+$ ]] || ((THREADS < 1 || CONNECTIONS < THREADS)); then
+  die "BENCH_CONNECTIONS ($CONNECTIONS) must be a number ≥ BENCH_THREADS ($THREADS) ≥ 1"
+fi
+
+# ---------------------------------------------------------------------------------------------- tools
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  log "installing $* (apt-get)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v curl >/dev/null || missing+=(curl)
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+
+# ------------------------------------------------------------------------------------------- cleanup
+WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/cybervpn-bench.XXXXXX")"
+RUN_ID="$(date +%s)_${RANDOM}"
+DB_NAME="cybervpn_bench_${RUN_ID}"
+REDIS_PREFIX="bench:${RUN_ID}:"
+DB_CREATED=0
+SERVER_PID=""
+SERVER_LOG=""
+
+stop_server() {
+  local pid="$SERVER_PID"
+  [ -n "$pid" ] || return 0
+  SERVER_PID=""
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "server $pid ignored SIGTERM for 10 s, killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  set +e
+  if [ "$status" -ne 0 ] && [ -n "$SERVER_LOG" ] && [ -s "$SERVER_LOG" ]; then
+    log "last lines of $(basename "$SERVER_LOG"):"
+    tail -n 30 "$SERVER_LOG" >&2
+  fi
+  stop_server
+  if [ "$DB_CREATED" -eq 1 ]; then
+    psql -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 \
+      -c "DROP DATABASE IF EXISTS \"${DB_NAME}\" WITH (FORCE)" >/dev/null ||
+      log "could not drop database ${DB_NAME}: drop it by hand"
+  fi
+  if command -v redis-cli >/dev/null && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "${REDIS_PREFIX}*" |
+      xargs -r -n 100 redis-cli -h 127.0.0.1 -p 6379 del >/dev/null
+  fi
+  rm -rf "$WORK_DIR"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------------------------------------- helpers
+# A TCP port on 127.0.0.1 nobody listens on, scanning up from 18080.
+free_port() {
+  local port
+  for port in $(seq 18080 18999); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  die "no free port in 18080-18999"
+}
+
+# Resident set size of a process in KiB.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# 31234.5 → "31,235".
+fmt_int() { awk -v n="$1" 'BEGIN { s = sprintf("%.0f", n); while (s ~ /[0-9]{4}/) sub(/[0-9]{3}($|,)/, ",&", s); print s }'; }
+
+# KiB → "12.3 MiB".
+fmt_mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+
+# Starts a server in the background (env assignments first, then the command), logging to $1.
+start_server() {
+  SERVER_LOG="$1"
+  shift
+  env "$@" >"$SERVER_LOG" 2>&1 &
+  SERVER_PID=$!
+}
+
+wait_healthy() {
+  local base="$1"
+  for _ in $(seq 1 300); do
+    kill -0 "$SERVER_PID" 2>/dev/null || die "the server exited during start-up"
+    if curl -fsS -o /dev/null --max-time 1 "${base}/health" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  die "${base}/health did not answer within 30 s"
+}
+
+warm_up() {
+  local base="$1" plans
+  for _ in 1 2 3; do
+    for path in "${ENDPOINTS[@]}"; do
+      curl -fsS -o /dev/null --max-time 5 "${base}${path}" || die "warm-up GET ${path} failed"
+    done
+  done
+  plans="$(curl -fsS --max-time 5 "${base}/api/v1/plans" | grep -o '"code":' | wc -l || true)"
+  if [ "$plans" -ne 16 ]; then log "warning: /api/v1/plans lists ${plans} plans, expected 16"; fi
+  sleep 1
+}
+
+# wrk latency ("850.12us", "1.23ms", "1.02s", "2.00m") → milliseconds with two decimals.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000; else if (u != "ms") { print "?"; exit }
+    printf "%.2f", n
+  }'
+}
+
+ROWS=()
+NOTES=()
+PLANS_RESULTS=()
+
+# Runs wrk against one endpoint and appends a table row. Args: scenario, base url, path, idle RSS KiB.
+run_wrk() {
+  local scenario="$1" base="$2" path="$3" idle_kib="$4" out rps p50 p99 non2xx sockerr after_kib
+  out="${WORK_DIR}/wrk-${scenario}-${path//\//_}.txt"
+  log "wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} --latency ${base}${path}"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${base}${path}" | tee "$out" >&2
+  kill -0 "$SERVER_PID" 2>/dev/null || die "the server died under load"
+  after_kib="$(rss_kib "$SERVER_PID")"
+
+  rps="$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")"
+  p50="$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")"
+  p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
+  [ -n "$rps" ] || die "could not parse wrk output for ${path}"
+  non2xx="$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2 }' "$out")"
+  sockerr="$(sed -n 's/^ *Socket errors: *//p' "$out")"
+  if [ -n "$non2xx" ]; then NOTES+=("${scenario} ${path}: ${non2xx} non-2xx/3xx responses"); fi
+  if [ -n "$sockerr" ]; then NOTES+=("${scenario} ${path}: socket errors (${sockerr})"); fi
+
+  ROWS+=("| ${scenario} | \`GET ${path}\` | $(fmt_int "$rps") | ${p50} ms | ${p99} ms | $(fmt_mib "$idle_kib") | $(fmt_mib "$after_kib") |")
+  if [ "$path" = "/api/v1/plans" ]; then
+    PLANS_RESULTS+=("${scenario} ${rps} ${p99} ${idle_kib}")
+  fi
+}
+
+run_scenario() {
+  local scenario="$1" port="$2" base idle_kib
+  base="http://127.0.0.1:${port}"
+  wait_healthy "$base"
+  warm_up "$base"
+  idle_kib="$(rss_kib "$SERVER_PID")"
+  log "${scenario}: pid ${SERVER_PID}, idle RSS $(fmt_mib "$idle_kib")"
+  for path in "${ENDPOINTS[@]}"; do
+    run_wrk "$scenario" "$base" "$path" "$idle_kib"
+  done
+  stop_server
+}
+
+# ------------------------------------------------------------------------------------------------ run
+log "making sure PostgreSQL and Redis are up"
+bash scripts/services.sh
+
+log "building the release binaries"
+"$CARGO" build --release --bin cybervpn --bin cybervpn-api
+
+# Scenario A: standalone on SQLite.
+PORT="$(free_port)"
+mkdir -p "${WORK_DIR}/data"
+log "scenario A: standalone (SQLite) on 127.0.0.1:${PORT}"
+start_server "${WORK_DIR}/standalone.log" \
+  CYBERVPN_DATA_DIR="${WORK_DIR}/data" \
+  CYBERVPN_API_LISTEN="127.0.0.1:${PORT}" \
+  CYBERVPN_LOG_LEVEL=warn \
+  target/release/cybervpn
+run_scenario standalone "$PORT"
+
+# Scenario B: cybervpn-api on PostgreSQL and Redis.
+log "scenario B: creating database ${DB_NAME}"
+psql -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"${DB_NAME}\"" >/dev/null
+DB_CREATED=1
+PORT="$(free_port)"
+log "scenario B: cybervpn-api (PostgreSQL + Redis) on 127.0.0.1:${PORT}"
+start_server "${WORK_DIR}/api.log" \
+  DATABASE_URL="${PG_URL_BASE}/${DB_NAME}" \
+  REDIS_URL="$REDIS_URL" \
+  CYBERVPN_REDIS_KEY_PREFIX="$REDIS_PREFIX" \
+  CYBERVPN_API_LISTEN="127.0.0.1:${PORT}" \
+  CYBERVPN_LOG_LEVEL=warn \
+  target/release/cybervpn-api serve --migrate
+run_scenario postgres "$PORT"
+
+# --------------------------------------------------------------------------------------------- report
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+# Dirty: tracked changes or untracked files, other than the results file this script writes.
+if [ "$commit" != unknown ] && [ -n "$(git status --porcelain 2>/dev/null | grep -vF "$RESULTS_MD" || true)" ]; then
+  commit="${commit}-dirty"
+fi
+cpu="$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+cores="$(nproc)"
+mem="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+kernel="$(uname -r)"
+
+verdicts=()
+for result in "${PLANS_RESULTS[@]}"; do
+  read -r scenario rps p99 idle_kib <<<"$result"
+  verdict="$(awk -v r="$rps" -v p="$p99" -v k="$idle_kib" 'BEGIN {
+    printf "req/s %s (target ≥ 30,000), p99 %s (≤ 5 ms), idle RSS %s (≤ 25 MB = 23.8 MiB)",
+      (r >= 30000 ? "✅" : "❌"), (p + 0 <= 5 ? "✅" : "❌"), (k * 1024 <= 25e6 ? "✅" : "❌")
+  }')"
+  verdicts+=("${scenario}: ${verdict}")
+done
+
+if [ ! -f "$RESULTS_MD" ]; then
+  mkdir -p "$(dirname "$RESULTS_MD")"
+  cat >"$RESULTS_MD" <<'EOF'
+# Benchmarks
+
+`make bench` (`scripts/bench.sh`) builds the release binaries and load-tests them with
+[wrk](https://github.com/wg/wrk) on this machine, then appends one section per run below.
+
+What is measured, for two deployments:
+
+- **standalone** — `target/release/cybervpn` on a fresh SQLite data directory (the all-in-one binary);
+- **postgres** — `target/release/cybervpn-api serve --migrate` on a fresh PostgreSQL database, with Redis.
+
+For each: the server's resident memory (`VmRSS`) once it has started and answered a few warm-up requests
+(*idle RSS*), then `wrk -t2 -c64 -d20s --latency` against `GET /health` and `GET /api/v1/plans` (the
+16-plan catalogue as JSON): requests per second and the 50th / 99th percentile latency, and the RSS after
+that load. `BENCH_DURATION` and `BENCH_CONNECTIONS` override the duration and the connection count.
+
+Targets (on a 2-core machine):
+
+- `GET /api/v1/plans` ≥ 30,000 req/s with p99 ≤ 5 ms;
+- idle RSS of the api ≤ 25 MB.
+
+wrk runs on the same machine as the server, so the numbers are a floor: the load generator takes a
+good share of the CPU.
+EOF
+fi
+
+# Backticks below are markdown code spans, not command substitutions.
+# shellcheck disable=SC2016
+{
+  printf '\n## %s UTC — %s\n\n' "$(date -u '+%Y-%m-%d %H:%M')" "$commit"
+  printf -- '- Machine: %s, %s cores (`nproc`), %s RAM, kernel %s\n' "$cpu" "$cores" "$mem" "$kernel"
+  printf -- '- Commit: `%s`\n' "$commit"
+  printf -- '- Load: `wrk -t%s -c%s -d%s --latency`; wrk runs on the same %s cores as the server, so the server gets roughly half the machine\n' \
+    "$THREADS" "$CONNECTIONS" "$DURATION" "$cores"
+  printf '\n| scenario | endpoint | req/s | p50 | p99 | idle RSS | RSS after load |\n'
+  printf '| --- | --- | ---: | ---: | ---: | ---: | ---: |\n'
+  printf '%s\n' "${ROWS[@]}"
+  printf '\n'
+  for verdict in "${verdicts[@]}"; do printf -- '- `GET /api/v1/plans`, %s\n' "$verdict"; done
+  if ((${#NOTES[@]})); then
+    for note in "${NOTES[@]}"; do printf -- '- ⚠️ %s\n' "$note"; done
+  else
+    printf -- '- No non-2xx responses and no socket errors.\n'
+  fi
+} >>"$RESULTS_MD"
+
+log "results appended to ${RESULTS_MD}:"
+awk '/^## / { section = "" } { section = section $0 "\n" } END { printf "%s", section }' "$RESULTS_MD" >&2

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Starts the local PostgreSQL and Redis the tests use, if they are not answering.
+set -euo pipefail
+
+pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
+redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; }
+
+if ! pg_up; then
+  echo "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+fi
+if ! redis_up; then
+  echo "starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+fi
+for _ in $(seq 1 50); do
+  if pg_up && redis_up; then exit 0; fi
+  sleep 0.2
+done
+echo "PostgreSQL or Redis did not come up on 127.0.0.1" >&2
+exit 1
