@@ -9,12 +9,39 @@ use crate::m20261126_000001_core_schema::{PlanPrices, Plans};
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
 
-/// (tier, traffic GiB or None for unlimited, devices, monthly price in USD cents, RUB kopecks, Stars).
-const TIERS: [(&str, Option<i64>, i16, i64, i64, i64); 4] = [
-    ("basic", Some(100), 1, 399, 29_900, 200),
-    ("pro", Some(300), 3, 699, 54_900, 350),
-    ("ultra", None, 5, 999, 79_900, 500),
-    ("cyber", None, 10, 1_499, 119_900, 750),
+/// A tier's limits and monthly prices.
+struct Tier {
+    name: &'static str,
+    /// `None` is unlimited.
+    traffic_gib: Option<i64>,
+    devices: i16,
+    /// Monthly price in USD cents, RUB kopecks and Telegram Stars.
+    usd: i64,
+    rub: i64,
+    xtr: i64,
+}
+
+const fn tier(
+    name: &'static str,
+    traffic_gib: Option<i64>,
+    devices: i16,
+    [usd, rub, xtr]: [i64; 3],
+) -> Tier {
+    Tier {
+        name,
+        traffic_gib,
+        devices,
+        usd,
+        rub,
+        xtr,
+    }
+}
+
+const TIERS: [Tier; 4] = [
+    tier("basic", Some(100), 1, [399, 29_900, 200]),
+    tier("pro", Some(300), 3, [699, 54_900, 350]),
+    tier("ultra", None, 5, [999, 79_900, 500]),
+    tier("cyber", None, 10, [1_499, 119_900, 750]),
 ];
 
 /// (days, months billed, discount percent).
@@ -28,10 +55,10 @@ impl MigrationTrait for Migration {
         let db = manager.get_connection();
         let now = chrono::Utc::now();
         let mut sort_order = 0_i32;
-        for (tier, traffic_gib, devices, usd, rub, xtr) in TIERS {
+        for tier in TIERS {
             for (days, months, discount) in DURATIONS {
                 sort_order += 10;
-                let code = format!("{tier}_{days}");
+                let code = format!("{}_{days}", tier.name);
                 let exists = Query::select()
                     .column(Plans::Id)
                     .from(Plans::Table)
@@ -58,10 +85,10 @@ impl MigrationTrait for Migration {
                     .values_panic([
                         id.into(),
                         code.into(),
-                        tier.into(),
+                        tier.name.into(),
                         days.into(),
-                        traffic_gib.map(|gib| gib * GIB).into(),
-                        devices.into(),
+                        tier.traffic_gib.map(|gib| gib * GIB).into(),
+                        tier.devices.into(),
                         true.into(),
                         sort_order.into(),
                         now.into(),
@@ -69,7 +96,8 @@ impl MigrationTrait for Migration {
                     ])
                     .to_owned();
                 db.execute(&insert_plan).await?;
-                for (currency, monthly) in [("USD", usd), ("RUB", rub), ("XTR", xtr)] {
+                for (currency, monthly) in [("USD", tier.usd), ("RUB", tier.rub), ("XTR", tier.xtr)]
+                {
                     let insert_price = Query::insert()
                         .into_table(PlanPrices::Table)
                         .columns([

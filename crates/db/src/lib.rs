@@ -28,12 +28,11 @@ impl Db {
     pub async fn connect(config: &Config) -> Result<Self, DbErr> {
         let url = config.database_url();
         let url = url.expose();
-        if let Some(path) = sqlite_file(url) {
-            if let Some(parent) = std::path::Path::new(path).parent() {
-                std::fs::create_dir_all(parent).map_err(|err| {
-                    DbErr::Custom(format!("cannot create {}: {err}", parent.display()))
-                })?;
-            }
+        if let Some(parent) = sqlite_file(url).and_then(|path| std::path::Path::new(path).parent())
+        {
+            std::fs::create_dir_all(parent).map_err(|err| {
+                DbErr::Custom(format!("cannot create {}: {err}", parent.display()))
+            })?;
         }
         let mut options = ConnectOptions::new(url.clone());
         options
@@ -105,6 +104,11 @@ impl Db {
     pub const fn payments(&self) -> Payments<'_> {
         Payments::new(&self.conn)
     }
+}
+
+/// `time` at the precision both databases store (microseconds), so what is written is what is read back.
+pub(crate) fn stored_time(time: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::SubsecRound::trunc_subsecs(time, 6)
 }
 
 /// The file path of a `sqlite://` URL, without its query string; `None` for in-memory or other databases.

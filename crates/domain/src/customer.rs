@@ -91,10 +91,6 @@ impl NewCustomer {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is how a test reports a broken invariant"
-)]
 mod tests {
     use chrono::TimeZone;
 

@@ -103,10 +103,6 @@ impl Payment {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is how a test reports a broken invariant"
-)]
 mod tests {
     use chrono::TimeZone;
     use proptest::prelude::*;

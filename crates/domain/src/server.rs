@@ -102,10 +102,6 @@ impl Server {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is how a test reports a broken invariant"
-)]
 mod tests {
     use super::*;
 

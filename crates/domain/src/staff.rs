@@ -47,10 +47,6 @@ pub struct StaffAccount {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is how a test reports a broken invariant"
-)]
 mod tests {
     use super::*;
     use crate::DomainError;

@@ -94,10 +94,6 @@ impl Subscription {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is how a test reports a broken invariant"
-)]
 mod tests {
     use chrono::TimeZone;
 

@@ -557,10 +557,6 @@ impl fmt::Display for Language {
 }
 
 #[cfg(test)]
-#[expect(
-    clippy::unwrap_used,
-    reason = "a failed unwrap is how a test reports a broken invariant"
-)]
 mod tests {
     use proptest::prelude::*;
 

@@ -2,6 +2,10 @@
 //!
 //! Owns fresh databases per test — PostgreSQL copied from a migrated template, or a temporary SQLite file —
 //! and Redis key prefixes per test; each is removed when the test ends, even when it panics.
+#![expect(
+    clippy::expect_used,
+    reason = "a test harness fails loudly: a missing database must stop the test, not be handled"
+)]
 
 use std::{sync::Arc, time::Duration};
 
@@ -216,13 +220,14 @@ impl Drop for RedisGuard {
             };
             runtime.block_on(async {
                 let keys = keys_with_prefix(&kv).await;
-                if !keys.is_empty() {
-                    if let Ok(mut conn) = kv.connection().await {
-                        let _: Result<(), _> = deadpool_redis::redis::cmd("DEL")
-                            .arg(&keys)
-                            .query_async(&mut conn)
-                            .await;
-                    }
+                if keys.is_empty() {
+                    return;
+                }
+                if let Ok(mut conn) = kv.connection().await {
+                    let _: Result<(), _> = deadpool_redis::redis::cmd("DEL")
+                        .arg(&keys)
+                        .query_async(&mut conn)
+                        .await;
                 }
             });
         })

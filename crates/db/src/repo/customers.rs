@@ -26,7 +26,7 @@ impl<'a> Customers<'a> {
         new: NewCustomer,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Customer, DbError> {
-        let customer = new.into_customer(now);
+        let customer = new.into_customer(crate::stored_time(now));
         Entity::insert(to_active(&customer))
             .exec_without_returning(self.conn)
             .await?;

@@ -20,8 +20,10 @@ impl<'a> Payments<'a> {
         Self { conn }
     }
 
-    /// Stores a new payment; a provider payment id seen before is a `Conflict`.
-    pub async fn create(&self, payment: &Payment) -> Result<(), DbError> {
+    /// Stores a new payment and returns it as stored; a provider payment id seen before is a `Conflict`.
+    pub async fn create(&self, mut payment: Payment) -> Result<Payment, DbError> {
+        payment.created_at = crate::stored_time(payment.created_at);
+        payment.updated_at = crate::stored_time(payment.updated_at);
         Entity::insert(payment::ActiveModel {
             id: Set(payment.id.as_uuid()),
             customer_id: Set(payment.customer_id.as_uuid()),
@@ -36,7 +38,7 @@ impl<'a> Payments<'a> {
         })
         .exec_without_returning(self.conn)
         .await?;
-        Ok(())
+        Ok(payment)
     }
 
     /// The payment with this id.

@@ -1,4 +1,9 @@
 //! Integration tests of the api over HTTP, on PostgreSQL (with Redis) and on SQLite (standalone).
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed step fails the test"
+)]
 
 mod errors;
 mod health;

@@ -1,0 +1,65 @@
+//! The standalone binary on a fresh machine: no PostgreSQL, no Redis, nothing but a data directory.
+#![expect(clippy::unwrap_used, reason = "a failed step fails the test")]
+
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn serves_the_catalogue_on_sqlite_and_stops_gracefully_on_sigterm() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cybervpn"))
+        .env_clear()
+        .env("CYBERVPN_DATA_DIR", data_dir.path())
+        .env("CYBERVPN_API_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CYBERVPN_API_WORKERS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start cybervpn");
+
+    let url = format!("http://127.0.0.1:{port}/api/v1/plans");
+    let mut body = None;
+    for _ in 0..100 {
+        if let Ok(response) = reqwest::get(&url).await {
+            body = Some(response.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = body.expect("standalone api answered within 10 s");
+    assert_eq!(body["plans"].as_array().unwrap().len(), 16);
+    assert!(
+        data_dir.path().join("cybervpn.db").exists(),
+        "the SQLite database lives in the data directory"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(exit) = child.try_wait().unwrap() {
+            status = Some(exit);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("cybervpn did not stop within 5 s of SIGTERM")
+    });
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
