@@ -138,6 +138,7 @@ impl Drop for TestDb {
 /// A Redis key prefix that belongs to one test; every key under it is deleted when it is dropped.
 #[derive(Clone)]
 pub struct TestRedis {
+    url: String,
     kv: Kv,
     _guard: Arc<RedisGuard>,
 }
@@ -149,9 +150,13 @@ struct RedisGuard {
 impl TestRedis {
     /// A fresh prefix on the test Redis, which must be reachable.
     pub async fn new() -> Self {
-        let url = redis_url();
+        Self::at(&redis_url()).await
+    }
+
+    /// A fresh prefix on the Redis at `url`; panics with how to start Redis when it is unreachable.
+    pub async fn at(url: &str) -> Self {
         let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
-        let kv = Kv::new(&url, &prefix, 4).expect("Redis pool");
+        let kv = Kv::new(url, &prefix, 4).expect("Redis pool");
         if let Err(err) = kv.ping().await {
             panic!(
                 "Redis at {url} is unreachable ({err}). Start it with: \
@@ -159,14 +164,15 @@ impl TestRedis {
             );
         }
         Self {
+            url: url.to_owned(),
             kv: kv.clone(),
             _guard: Arc::new(RedisGuard { kv }),
         }
     }
 
     /// The Redis URL.
-    pub fn url(&self) -> String {
-        redis_url()
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// This test's key prefix.
@@ -242,7 +248,7 @@ pub fn config(db: &TestDb, redis: Option<&TestRedis>) -> Config {
     config.database.max_connections = 4;
     config.database.min_connections = 0;
     if let Some(redis) = redis {
-        config.redis.url = Some(Secret::new(redis.url()));
+        config.redis.url = Some(Secret::new(redis.url().to_owned()));
         config.redis.key_prefix = redis.prefix().to_owned();
         config.redis.pool_size = 4;
     }
@@ -337,7 +343,59 @@ fn replace_database(url: &str, name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::replace_database;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    use super::{TestRedis, connect_admin, replace_database};
+
+    #[tokio::test]
+    #[should_panic(
+        expected = "PostgreSQL at postgres://postgres@127.0.0.1:1/postgres is unreachable"
+    )]
+    async fn unreachable_postgres_fails_the_test_with_how_to_start_it() {
+        connect_admin("postgres://postgres@127.0.0.1:1/postgres").await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "Redis at redis://127.0.0.1:1 is unreachable")]
+    async fn unreachable_redis_fails_the_test_with_how_to_start_it() {
+        TestRedis::at("redis://127.0.0.1:1").await;
+    }
+
+    #[tokio::test]
+    async fn postgres_test_databases_are_dropped_with_their_guard() {
+        let db = super::TestDb::postgres().await;
+        let name = db.url().rsplit('/').next().unwrap().to_owned();
+        let conn = db.connect().await;
+        conn.execute_unprepared("SELECT 1 FROM plans LIMIT 1")
+            .await
+            .expect("the copy is migrated");
+        conn.close().await.unwrap();
+        drop(db);
+        let admin = connect_admin(&super::postgres_admin_url()).await;
+        let left = admin
+            .query_all_raw(Statement::from_string(
+                admin.get_database_backend(),
+                format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+            ))
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{name} still exists");
+    }
+
+    #[tokio::test]
+    async fn redis_keys_under_a_test_prefix_are_removed_with_it() {
+        use cybervpn_kv::AsyncCommands;
+        let redis = TestRedis::new().await;
+        let kv = redis.kv().clone();
+        let prefix = redis.prefix().to_owned();
+        let mut conn = kv.connection().await.unwrap();
+        let _: () = conn.set(kv.key("a"), 1).await.unwrap();
+        let _: () = conn.set(kv.key("b"), 2).await.unwrap();
+        assert_eq!(redis.keys().await.len(), 2);
+        drop(redis);
+        let left: Vec<String> = conn.keys(format!("{prefix}*")).await.unwrap();
+        assert!(left.is_empty(), "{left:?}");
+    }
 
     #[test]
     fn replaces_the_database_name() {
