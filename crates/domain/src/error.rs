@@ -27,6 +27,22 @@ pub enum ErrorCode {
     Unauthorized,
     /// The caller is authenticated but not allowed to do this.
     Forbidden,
+    /// The email or password is wrong (never says which).
+    InvalidCredentials,
+    /// The access or pending token has expired.
+    TokenExpired,
+    /// The token is malformed, forged, or meant for another audience.
+    TokenInvalid,
+    /// A refresh token was presented twice; its whole family is now revoked.
+    RefreshTokenReused,
+    /// The one-time code is wrong, expired, or was already used.
+    InvalidTwoFactorCode,
+    /// Staff must enable two-factor authentication first.
+    TwoFactorSetupRequired,
+    /// Too many failed sign-ins; try again after the delay.
+    AccountLocked,
+    /// The account is disabled or banned.
+    AccountDisabled,
     /// The caller sent too many requests.
     RateLimited,
     /// Something we depend on is down; retrying later may succeed.
@@ -49,6 +65,14 @@ impl ErrorCode {
         Self::InvalidStateTransition,
         Self::Unauthorized,
         Self::Forbidden,
+        Self::InvalidCredentials,
+        Self::TokenExpired,
+        Self::TokenInvalid,
+        Self::RefreshTokenReused,
+        Self::InvalidTwoFactorCode,
+        Self::TwoFactorSetupRequired,
+        Self::AccountLocked,
+        Self::AccountDisabled,
         Self::RateLimited,
         Self::ServiceUnavailable,
         Self::Internal,
@@ -68,6 +92,14 @@ impl ErrorCode {
             Self::InvalidStateTransition => "invalid_state_transition",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::TokenExpired => "token_expired",
+            Self::TokenInvalid => "token_invalid",
+            Self::RefreshTokenReused => "refresh_token_reused",
+            Self::InvalidTwoFactorCode => "invalid_two_factor_code",
+            Self::TwoFactorSetupRequired => "two_factor_setup_required",
+            Self::AccountLocked => "account_locked",
+            Self::AccountDisabled => "account_disabled",
             Self::RateLimited => "rate_limited",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal",
@@ -88,6 +120,14 @@ impl ErrorCode {
             Self::InvalidStateTransition => "Invalid state transition",
             Self::Unauthorized => "Authentication required",
             Self::Forbidden => "Forbidden",
+            Self::InvalidCredentials => "Invalid credentials",
+            Self::TokenExpired => "Token expired",
+            Self::TokenInvalid => "Invalid token",
+            Self::RefreshTokenReused => "Refresh token reused",
+            Self::InvalidTwoFactorCode => "Invalid two-factor code",
+            Self::TwoFactorSetupRequired => "Two-factor setup required",
+            Self::AccountLocked => "Account temporarily locked",
+            Self::AccountDisabled => "Account disabled",
             Self::RateLimited => "Too many requests",
             Self::ServiceUnavailable => "Service unavailable",
             Self::Internal => "Internal server error",
@@ -180,15 +220,23 @@ mod tests {
             ErrorCode::InvalidStateTransition => 8,
             ErrorCode::Unauthorized => 9,
             ErrorCode::Forbidden => 10,
-            ErrorCode::RateLimited => 11,
-            ErrorCode::ServiceUnavailable => 12,
-            ErrorCode::Internal => 13,
+            ErrorCode::InvalidCredentials => 11,
+            ErrorCode::TokenExpired => 12,
+            ErrorCode::TokenInvalid => 13,
+            ErrorCode::RefreshTokenReused => 14,
+            ErrorCode::InvalidTwoFactorCode => 15,
+            ErrorCode::TwoFactorSetupRequired => 16,
+            ErrorCode::AccountLocked => 17,
+            ErrorCode::AccountDisabled => 18,
+            ErrorCode::RateLimited => 19,
+            ErrorCode::ServiceUnavailable => 20,
+            ErrorCode::Internal => 21,
         }
     }
 
     #[test]
     fn all_lists_every_code_once_in_order() {
-        assert_eq!(ErrorCode::ALL.len(), 14);
+        assert_eq!(ErrorCode::ALL.len(), 22);
         for (index, code) in ErrorCode::ALL.iter().enumerate() {
             assert_eq!(position(*code), index, "{code:?} is out of place in ALL");
         }

@@ -27,6 +27,65 @@ impl StaffRole {
     pub fn at_least(self, min: Self) -> bool {
         self >= min
     }
+
+    /// Every permission this role holds: the one place the access model is defined.
+    pub const fn permissions(self) -> &'static [Permission] {
+        use Permission::*;
+        match self {
+            Self::Viewer => &[ViewCustomers, ViewPlans],
+            Self::Support => &[ViewCustomers, ViewPlans, BanCustomers],
+            Self::Operator => &[ViewCustomers, ViewPlans, BanCustomers, ManageCustomers],
+            Self::Admin => &[
+                ViewCustomers,
+                ViewPlans,
+                BanCustomers,
+                ManageCustomers,
+                DeleteCustomers,
+                ManagePlans,
+                ViewStaff,
+                ManageStaff,
+                ViewAuditLog,
+            ],
+            Self::SuperAdmin => Permission::ALL,
+        }
+    }
+
+    /// Whether this role holds `permission`.
+    pub fn can(self, permission: Permission) -> bool {
+        self.permissions().contains(&permission)
+    }
+
+    /// Whether a staff member with this role may create, change or disable accounts of `target` role:
+    /// only roles strictly below their own, except that a super admin may manage anyone.
+    pub fn may_manage(self, target: Self) -> bool {
+        self.can(Permission::ManageStaff) && (self == Self::SuperAdmin || target < self)
+    }
+}
+
+string_enum! {
+    /// Something a staff member may do; each admin route requires exactly one.
+    pub enum Permission (field = "permission") {
+        /// List, search and read customer accounts.
+        ViewCustomers => "view_customers",
+        /// Edit customer accounts.
+        ManageCustomers => "manage_customers",
+        /// Ban and unban customers.
+        BanCustomers => "ban_customers",
+        /// Delete customer accounts (soft delete, personal data scrubbed).
+        DeleteCustomers => "delete_customers",
+        /// Read the plan catalogue including retired plans.
+        ViewPlans => "view_plans",
+        /// Create, change and retire plans.
+        ManagePlans => "manage_plans",
+        /// List staff accounts.
+        ViewStaff => "view_staff",
+        /// Create staff, change roles, disable accounts, reset their 2FA.
+        ManageStaff => "manage_staff",
+        /// Read the audit log of staff actions.
+        ViewAuditLog => "view_audit_log",
+        /// Change platform-wide settings (maintenance mode, signing keys).
+        ManageSettings => "manage_settings",
+    }
 }
 
 /// A staff member's account.
@@ -44,6 +103,38 @@ pub struct StaffAccount {
     pub is_active: bool,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod permission_tests {
+    use super::*;
+
+    #[test]
+    fn higher_roles_hold_every_permission_of_lower_roles() {
+        for pair in StaffRole::ALL.windows(2) {
+            let (lower, higher) = (pair[0], pair[1]);
+            for permission in lower.permissions() {
+                assert!(
+                    higher.can(*permission),
+                    "{higher} lacks {permission} that {lower} has"
+                );
+            }
+            assert!(higher.permissions().len() > lower.permissions().len());
+        }
+        assert_eq!(StaffRole::SuperAdmin.permissions(), Permission::ALL);
+    }
+
+    #[test]
+    fn staff_manage_only_roles_below_their_own() {
+        assert!(StaffRole::SuperAdmin.may_manage(StaffRole::SuperAdmin));
+        assert!(StaffRole::Admin.may_manage(StaffRole::Operator));
+        assert!(!StaffRole::Admin.may_manage(StaffRole::Admin));
+        assert!(!StaffRole::Admin.may_manage(StaffRole::SuperAdmin));
+        assert!(
+            !StaffRole::Operator.may_manage(StaffRole::Viewer),
+            "no manage_staff"
+        );
+    }
 }
 
 #[cfg(test)]

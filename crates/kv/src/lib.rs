@@ -75,3 +75,7 @@ impl Kv {
         Ok(())
     }
 }
+
+mod store;
+
+pub use store::{RateDecision, Store};

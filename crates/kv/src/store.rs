@@ -1,0 +1,410 @@
+//! Short-lived shared state (deny-lists, counters, rate limits) on Redis, or in-process for standalone.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use deadpool_redis::redis;
+
+use crate::{Kv, KvError};
+
+/// Outcome of taking a token from a rate-limit bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    /// The request may proceed.
+    Allowed,
+    /// The bucket is empty; retry after this long.
+    Limited {
+        /// Time until a token is available again.
+        retry_after: Duration,
+    },
+}
+
+/// Expiring keys, counters and token buckets: in Redis so every replica sees the same state, or in this
+/// process when the platform runs as one binary.
+#[derive(Clone)]
+pub enum Store {
+    /// Shared by every process using the same Redis and prefix.
+    Redis(Kv),
+    /// Private to this process.
+    Memory(Arc<MemoryStore>),
+}
+
+/// Token bucket in one round trip: refills by elapsed time (Redis clock), takes one token if it can.
+const TOKEN_BUCKET: &str = r"
+local capacity = tonumber(ARGV[1])
+local per_ms = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1]) or capacity
+local ts = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * per_ms)
+local retry = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  retry = math.ceil((1 - tokens) / per_ms)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / per_ms) + 1000)
+return retry
+";
+
+impl Store {
+    /// A fresh in-process store.
+    pub fn memory() -> Self {
+        Self::Memory(Arc::new(MemoryStore::default()))
+    }
+
+    /// Sets `key` to exist for `ttl`.
+    pub async fn set_expiring(&self, key: &str, ttl: Duration) -> Result<(), KvError> {
+        match self {
+            Self::Redis(kv) => {
+                let mut conn = kv.connection().await?;
+                let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                redis::cmd("SET")
+                    .arg(kv.key(key))
+                    .arg(1)
+                    .arg("PX")
+                    .arg(millis)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+                Ok(())
+            }
+            Self::Memory(memory) => {
+                memory.write(key, ttl, |_| 1.0);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether `key` exists and has not expired.
+    pub async fn exists(&self, key: &str) -> Result<bool, KvError> {
+        match self {
+            Self::Redis(kv) => {
+                let mut conn = kv.connection().await?;
+                Ok(redis::cmd("EXISTS")
+                    .arg(kv.key(key))
+                    .query_async::<u32>(&mut conn)
+                    .await?
+                    > 0)
+            }
+            Self::Memory(memory) => Ok(memory.read(key).is_some()),
+        }
+    }
+
+    /// Increments the counter at `key`, starting its `ttl` window on first use; returns the new count.
+    pub async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, KvError> {
+        match self {
+            Self::Redis(kv) => {
+                let mut conn = kv.connection().await?;
+                let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let (count,): (u64,) = redis::pipe()
+                    .atomic()
+                    .incr(kv.key(key), 1)
+                    .cmd("PEXPIRE")
+                    .arg(kv.key(key))
+                    .arg(millis)
+                    .arg("NX")
+                    .ignore()
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(count)
+            }
+            Self::Memory(memory) => Ok(memory.write_keep_ttl(key, ttl, |old| old + 1)),
+        }
+    }
+
+    /// Removes `key`.
+    pub async fn delete(&self, key: &str) -> Result<(), KvError> {
+        match self {
+            Self::Redis(kv) => {
+                let mut conn = kv.connection().await?;
+                redis::cmd("DEL")
+                    .arg(kv.key(key))
+                    .query_async::<()>(&mut conn)
+                    .await?;
+                Ok(())
+            }
+            Self::Memory(memory) => {
+                memory.remove(key);
+                Ok(())
+            }
+        }
+    }
+
+    /// Time left before `key` expires, if it exists.
+    pub async fn time_to_live(&self, key: &str) -> Result<Option<Duration>, KvError> {
+        match self {
+            Self::Redis(kv) => {
+                let mut conn = kv.connection().await?;
+                let millis: i64 = redis::cmd("PTTL")
+                    .arg(kv.key(key))
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(u64::try_from(millis).ok().map(Duration::from_millis))
+            }
+            Self::Memory(memory) => Ok(memory.read(key).map(|(_, left)| left)),
+        }
+    }
+
+    /// Takes one token from the bucket at `key` holding `capacity` tokens and refilling `per_minute`.
+    pub async fn take_token(
+        &self,
+        key: &str,
+        capacity: u32,
+        per_minute: u32,
+    ) -> Result<RateDecision, KvError> {
+        let per_ms = f64::from(per_minute.max(1)) / 60_000.0;
+        let retry_ms = match self {
+            Self::Redis(kv) => {
+                let mut conn = kv.connection().await?;
+                redis::cmd("EVAL")
+                    .arg(TOKEN_BUCKET)
+                    .arg(1)
+                    .arg(kv.key(key))
+                    .arg(capacity)
+                    .arg(per_ms)
+                    .query_async::<u64>(&mut conn)
+                    .await?
+            }
+            Self::Memory(memory) => memory.take_token(key, f64::from(capacity), per_ms),
+        };
+        Ok(if retry_ms == 0 {
+            RateDecision::Allowed
+        } else {
+            RateDecision::Limited {
+                retry_after: Duration::from_millis(retry_ms),
+            }
+        })
+    }
+}
+
+/// In-process map of expiring values.
+#[derive(Default)]
+pub struct MemoryStore {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+struct Entry {
+    value: f64,
+    stamp: Instant,
+    expires_at: Instant,
+}
+
+/// Expired entries are swept once the map grows past this many keys.
+const SWEEP_THRESHOLD: usize = 10_000;
+
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read(&self, key: &str) -> Option<(f64, Duration)> {
+        let now = Instant::now();
+        self.lock()
+            .get(key)
+            .filter(|e| e.expires_at > now)
+            .map(|e| (e.value, e.expires_at - now))
+    }
+
+    fn write(&self, key: &str, ttl: Duration, f: impl FnOnce(f64) -> f64) -> f64 {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        sweep(&mut entries, now);
+        let old = entries
+            .get(key)
+            .filter(|e| e.expires_at > now)
+            .map_or(0.0, |e| e.value);
+        let value = f(old);
+        entries.insert(
+            key.to_owned(),
+            Entry {
+                value,
+                stamp: now,
+                expires_at: now + ttl,
+            },
+        );
+        value
+    }
+
+    fn write_keep_ttl(&self, key: &str, ttl: Duration, f: impl FnOnce(u64) -> u64) -> u64 {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        sweep(&mut entries, now);
+        let live = entries.get_mut(key).filter(|e| e.expires_at > now);
+        match live {
+            Some(entry) => {
+                // Counters hold small integers, exact in an f64.
+                let next = f(entry.value as u64);
+                entry.value = next as f64;
+                next
+            }
+            None => {
+                let next = f(0);
+                entries.insert(
+                    key.to_owned(),
+                    Entry {
+                        value: next as f64,
+                        stamp: now,
+                        expires_at: now + ttl,
+                    },
+                );
+                next
+            }
+        }
+    }
+
+    fn remove(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    fn take_token(&self, key: &str, capacity: f64, per_ms: f64) -> u64 {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        sweep(&mut entries, now);
+        let (mut tokens, last) = entries
+            .get(key)
+            .filter(|e| e.expires_at > now)
+            .map_or((capacity, now), |e| (e.value, e.stamp));
+        let elapsed_ms = now.duration_since(last).as_secs_f64() * 1000.0;
+        tokens = (tokens + elapsed_ms * per_ms).min(capacity);
+        let retry_ms = if tokens >= 1.0 {
+            tokens -= 1.0;
+            0
+        } else {
+            ((1.0 - tokens) / per_ms).ceil() as u64
+        };
+        let full_in = Duration::from_secs_f64(capacity / per_ms / 1000.0) + Duration::from_secs(1);
+        entries.insert(
+            key.to_owned(),
+            Entry {
+                value: tokens,
+                stamp: now,
+                expires_at: now + full_in,
+            },
+        );
+        retry_ms
+    }
+}
+
+fn sweep(entries: &mut HashMap<String, Entry>, now: Instant) {
+    if entries.len() > SWEEP_THRESHOLD {
+        entries.retain(|_, e| e.expires_at > now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn stores() -> Vec<(Store, &'static str)> {
+        let url = std::env::var("CYBERVPN_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let prefix = format!("test:kv:{}:", uuid_like());
+        let kv = Kv::new(&url, &prefix, 2).unwrap();
+        kv.ping()
+            .await
+            .unwrap_or_else(|err| panic!("Redis at {url} is unreachable: {err}"));
+        vec![(Store::Redis(kv), "redis"), (Store::memory(), "memory")]
+    }
+
+    fn uuid_like() -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        format!("{nanos:x}{}", std::process::id())
+    }
+
+    async fn cleanup(store: &Store) {
+        if let Store::Redis(kv) = store {
+            let mut conn = kv.connection().await.unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}*", kv.prefix()))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if !keys.is_empty() {
+                redis::cmd("DEL")
+                    .arg(keys)
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn expiring_keys_disappear_after_their_ttl() {
+        for (store, name) in stores().await {
+            store
+                .set_expiring("deny:a", Duration::from_millis(150))
+                .await
+                .unwrap();
+            assert!(store.exists("deny:a").await.unwrap(), "{name}");
+            assert!(!store.exists("deny:b").await.unwrap(), "{name}");
+            let left = store.time_to_live("deny:a").await.unwrap().unwrap();
+            assert!(left <= Duration::from_millis(150), "{name}: {left:?}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            assert!(!store.exists("deny:a").await.unwrap(), "{name}");
+            assert_eq!(store.time_to_live("deny:a").await.unwrap(), None, "{name}");
+            cleanup(&store).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn counters_count_within_their_window() {
+        for (store, name) in stores().await {
+            let window = Duration::from_secs(60);
+            assert_eq!(store.increment("fails", window).await.unwrap(), 1, "{name}");
+            assert_eq!(store.increment("fails", window).await.unwrap(), 2, "{name}");
+            assert_eq!(store.increment("fails", window).await.unwrap(), 3, "{name}");
+            store.delete("fails").await.unwrap();
+            assert_eq!(store.increment("fails", window).await.unwrap(), 1, "{name}");
+            cleanup(&store).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn token_bucket_allows_its_capacity_then_says_when_to_retry() {
+        for (store, name) in stores().await {
+            for _ in 0..3 {
+                assert_eq!(
+                    store.take_token("login:ip", 3, 3).await.unwrap(),
+                    RateDecision::Allowed,
+                    "{name}"
+                );
+            }
+            match store.take_token("login:ip", 3, 3).await.unwrap() {
+                RateDecision::Limited { retry_after } => {
+                    // Three tokens a minute: one every 20 s.
+                    assert!(
+                        retry_after > Duration::from_secs(18),
+                        "{name}: {retry_after:?}"
+                    );
+                    assert!(
+                        retry_after <= Duration::from_secs(20),
+                        "{name}: {retry_after:?}"
+                    );
+                }
+                RateDecision::Allowed => {
+                    panic!("{name}: fourth request within a second was allowed")
+                }
+            }
+            // Other keys have their own bucket.
+            assert_eq!(
+                store.take_token("login:other", 3, 3).await.unwrap(),
+                RateDecision::Allowed,
+                "{name}"
+            );
+            cleanup(&store).await;
+        }
+    }
+}
