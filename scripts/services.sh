@@ -2,7 +2,7 @@
 # Starts the local PostgreSQL and Redis the tests use, if they are not answering.
 set -euo pipefail
 
-pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432; }
 redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; }
 
 if ! pg_up; then

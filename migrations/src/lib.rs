@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_core_schema;
 mod m20261126_000002_seed_plans;
+mod m20261126_000003_identity;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_core_schema::Migration),
             Box::new(m20261126_000002_seed_plans::Migration),
+            Box::new(m20261126_000003_identity::Migration),
         ]
     }
 }

@@ -3,8 +3,22 @@ use figment::{
     value::{Dict, Map, Value},
 };
 
+/// Keys whose values are strings: taken verbatim, never parsed (`CYBERVPN_REDIS_KEY_PREFIX=2024` is a string).
+pub(crate) const STRING_KEYS: &[&str] = &[
+    "data_dir",
+    "database.url",
+    "redis.url",
+    "redis.key_prefix",
+    "api.listen",
+    "log.level",
+    "log.format",
+    "auth.token_signing_key",
+    "auth.encryption_key",
+    "auth.totp_issuer",
+];
+
 /// Sections whose keys may be set as `CYBERVPN_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["database", "redis", "api", "log"];
+const SECTIONS: &[&str] = &["database", "redis", "api", "log", "auth"];
 
 /// Environment variables mapped onto configuration keys.
 ///
@@ -63,8 +77,8 @@ impl Provider for EnvVars {
     fn data(&self) -> Result<Map<Profile, Dict>, Error> {
         let mut dict = Dict::new();
         for (_, key, raw) in &self.vars {
-            // Secrets stay strings: parsing `redis://…` or a password as TOML could reshape it.
-            let value = if key.ends_with(".url") {
+            // Strings stay verbatim: parsing `2024` or a password as TOML would reshape it.
+            let value = if STRING_KEYS.contains(&key.as_str()) {
                 Value::from(raw.clone())
             } else {
                 raw.parse().unwrap_or_else(|never| match never {})

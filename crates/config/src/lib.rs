@@ -56,6 +56,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Authentication: signing keys, token lifetimes, password hashing, abuse protection.
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -66,6 +68,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             api: ApiConfig::default(),
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -183,6 +186,68 @@ impl Default for LogConfig {
     }
 }
 
+/// Authentication settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// PASERK `k4.secret.…` that signs access tokens. Unset: standalone generates one under `data_dir`;
+    /// the api service refuses to start.
+    pub token_signing_key: Option<Secret<String>>,
+    /// PASERK `k4.public.…` keys of retired signing keys still accepted while their tokens live.
+    pub previous_public_keys: Vec<String>,
+    /// PASERK `k4.local.…` that encrypts TOTP secrets at rest. Unset: as for `token_signing_key`.
+    pub encryption_key: Option<Secret<String>>,
+    /// Access token lifetime in seconds.
+    pub access_token_ttl_secs: u64,
+    /// Refresh token lifetime in seconds.
+    pub refresh_token_ttl_secs: u64,
+    /// Lifetime in seconds of the pending token between password and 2FA code.
+    pub pending_token_ttl_secs: u64,
+    /// Staff must enable TOTP before using the admin API.
+    pub staff_require_two_factor: bool,
+    /// Issuer shown in authenticator apps.
+    pub totp_issuer: String,
+    /// Argon2id memory in KiB (at least the OWASP 19456).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations (at least 2).
+    pub argon2_iterations: u32,
+    /// Argon2id lanes.
+    pub argon2_parallelism: u32,
+    /// Requests per minute one IP may make to each sign-in endpoint (burst of the same size).
+    pub ip_requests_per_minute: u32,
+    /// Attempts per minute against one account (login, 2FA).
+    pub account_requests_per_minute: u32,
+    /// Failed logins before an account is locked.
+    pub lockout_threshold: u32,
+    /// First lockout in seconds; doubles with each further failure.
+    pub lockout_base_secs: u64,
+    /// Longest lockout in seconds.
+    pub lockout_max_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token_signing_key: None,
+            previous_public_keys: Vec::new(),
+            encryption_key: None,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 7 * 24 * 3600,
+            pending_token_ttl_secs: 5 * 60,
+            staff_require_two_factor: false,
+            totp_issuer: "CyberVPN".to_owned(),
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            ip_requests_per_minute: 20,
+            account_requests_per_minute: 10,
+            lockout_threshold: 5,
+            lockout_base_secs: 30,
+            lockout_max_secs: 15 * 60,
+        }
+    }
+}
+
 /// Largest body limit an operator may configure (64 MiB).
 const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -279,6 +344,81 @@ impl Config {
         }
         if self.log.level.trim().is_empty() {
             return invalid("log.level", "must not be empty");
+        }
+        self.auth.validate()
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self
+            .token_signing_key
+            .as_ref()
+            .is_some_and(|key| !key.expose().starts_with("k4.secret."))
+        {
+            return invalid("auth.token_signing_key", "must be a PASERK k4.secret.… key");
+        }
+        if self
+            .previous_public_keys
+            .iter()
+            .any(|key| !key.starts_with("k4.public."))
+        {
+            return invalid(
+                "auth.previous_public_keys",
+                "each must be a PASERK k4.public.… key",
+            );
+        }
+        if self
+            .encryption_key
+            .as_ref()
+            .is_some_and(|key| !key.expose().starts_with("k4.local."))
+        {
+            return invalid("auth.encryption_key", "must be a PASERK k4.local.… key");
+        }
+        if !(60..=24 * 3600).contains(&self.access_token_ttl_secs) {
+            return invalid("auth.access_token_ttl_secs", "must be between 60 and 86400");
+        }
+        if self.refresh_token_ttl_secs <= self.access_token_ttl_secs {
+            return invalid(
+                "auth.refresh_token_ttl_secs",
+                "must exceed auth.access_token_ttl_secs",
+            );
+        }
+        if !(30..=3600).contains(&self.pending_token_ttl_secs) {
+            return invalid("auth.pending_token_ttl_secs", "must be between 30 and 3600");
+        }
+        if self.totp_issuer.trim().is_empty() {
+            return invalid("auth.totp_issuer", "must not be empty");
+        }
+        if self.argon2_memory_kib < 19_456 {
+            return invalid("auth.argon2_memory_kib", "must be at least 19456 (OWASP)");
+        }
+        if self.argon2_iterations < 2 {
+            return invalid("auth.argon2_iterations", "must be at least 2 (OWASP)");
+        }
+        if !(1..=16).contains(&self.argon2_parallelism) {
+            return invalid("auth.argon2_parallelism", "must be between 1 and 16");
+        }
+        if self.ip_requests_per_minute == 0 {
+            return invalid("auth.ip_requests_per_minute", "must be at least 1");
+        }
+        if self.account_requests_per_minute == 0 {
+            return invalid("auth.account_requests_per_minute", "must be at least 1");
+        }
+        if self.lockout_threshold == 0 {
+            return invalid("auth.lockout_threshold", "must be at least 1");
+        }
+        if self.lockout_base_secs == 0 || self.lockout_max_secs < self.lockout_base_secs {
+            return invalid(
+                "auth.lockout_max_secs",
+                "must be at least auth.lockout_base_secs, which must be positive",
+            );
         }
         Ok(())
     }

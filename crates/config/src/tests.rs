@@ -119,6 +119,22 @@ fn rule_violations_name_the_key_without_echoing_secrets() {
         ),
         (&[("CYBERVPN_LOG_LEVEL", " ")], "log.level"),
         (&[("CYBERVPN_DATA_DIR", "")], "data_dir"),
+        (
+            &[("CYBERVPN_AUTH_TOKEN_SIGNING_KEY", "hunter2")],
+            "auth.token_signing_key",
+        ),
+        (
+            &[("CYBERVPN_AUTH_ENCRYPTION_KEY", "hunter2")],
+            "auth.encryption_key",
+        ),
+        (
+            &[("CYBERVPN_AUTH_ARGON2_MEMORY_KIB", "1024")],
+            "auth.argon2_memory_kib",
+        ),
+        (
+            &[("CYBERVPN_AUTH_ACCESS_TOKEN_TTL_SECS", "5")],
+            "auth.access_token_ttl_secs",
+        ),
     ];
     for (vars, key) in cases {
         let err = Config::load(None, env(vars)).expect_err(key);
@@ -188,9 +204,59 @@ fn example_config_documents_every_key_and_loads() {
     let mut full = Config::default();
     full.database.url = Some(Secret::new(String::new()));
     full.redis.url = Some(Secret::new(String::new()));
+    full.auth.token_signing_key = Some(Secret::new(String::new()));
+    full.auth.encryption_key = Some(Secret::new(String::new()));
     let actual: toml::Value = toml::Value::try_from(&full).expect("config serializes");
     let mut actual_keys = BTreeSet::new();
     keys(&actual, "", &mut actual_keys);
 
     assert_eq!(documented_keys, actual_keys);
+}
+
+fn string_keys(value: &toml::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    if let toml::Value::Table(table) = value {
+        for (k, v) in table {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(_) => string_keys(v, &key, out),
+                toml::Value::String(_) => {
+                    out.insert(key);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Every string-typed key is read verbatim from the environment, and only those.
+#[test]
+fn string_keys_list_matches_the_string_fields() {
+    let mut full = Config::default();
+    full.database.url = Some(Secret::new(String::new()));
+    full.redis.url = Some(Secret::new(String::new()));
+    full.auth.token_signing_key = Some(Secret::new(String::new()));
+    full.auth.encryption_key = Some(Secret::new(String::new()));
+    let value = toml::Value::try_from(&full).expect("config serializes");
+    let mut actual = BTreeSet::new();
+    string_keys(&value, "", &mut actual);
+    let listed: BTreeSet<String> = env::STRING_KEYS.iter().map(|k| (*k).to_owned()).collect();
+    assert_eq!(listed, actual);
+}
+
+#[test]
+fn numeric_looking_strings_stay_strings() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("CYBERVPN_REDIS_KEY_PREFIX", "2024"),
+            ("CYBERVPN_AUTH_TOTP_ISSUER", "true"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(config.redis.key_prefix, "2024");
+    assert_eq!(config.auth.totp_issuer, "true");
 }

@@ -14,7 +14,15 @@ use cybervpn_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend};
 
 pub use error::DbError;
-pub use repo::{customers::Customers, payments::Payments, plans::Plans};
+pub use repo::{
+    audit::{Audit, AuditEntry},
+    customers::Customers,
+    payments::Payments,
+    plans::Plans,
+    sessions::{Rotation, Sessions},
+    staff::Staff,
+    two_factor::{Enrollment, TwoFactor},
+};
 pub use sea_orm::DbErr;
 
 /// A pooled connection to the platform's database.
@@ -92,17 +100,37 @@ impl Db {
 
     /// Customer accounts.
     pub const fn customers(&self) -> Customers<'_> {
-        Customers::new(&self.conn)
+        Customers::on(&self.conn)
     }
 
     /// The plan catalogue.
     pub const fn plans(&self) -> Plans<'_> {
-        Plans::new(&self.conn)
+        Plans::on(&self.conn)
     }
 
     /// Payments.
     pub const fn payments(&self) -> Payments<'_> {
-        Payments::new(&self.conn)
+        Payments::on(&self.conn)
+    }
+
+    /// Staff accounts.
+    pub const fn staff(&self) -> Staff<'_> {
+        Staff::on(&self.conn)
+    }
+
+    /// Refresh-token sessions.
+    pub const fn sessions(&self) -> Sessions<'_> {
+        Sessions::on(&self.conn)
+    }
+
+    /// TOTP enrolments and backup codes.
+    pub const fn two_factor(&self) -> TwoFactor<'_> {
+        TwoFactor::on(&self.conn)
+    }
+
+    /// The staff audit log.
+    pub const fn audit(&self) -> Audit<'_> {
+        Audit::on(&self.conn)
     }
 }
 

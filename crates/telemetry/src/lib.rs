@@ -116,6 +116,11 @@ impl HttpMetrics {
 
     /// Records one finished request; `route` must be a route template, never a raw path.
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        // Clients choose the method: anything non-standard is folded so label values stay bounded.
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            _ => "OTHER",
+        };
         let status = status.to_string();
         self.requests_total
             .with_label_values(&[method, route, status.as_str()])
@@ -142,6 +147,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("http_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let metrics = Metrics::new().expect("registry");
+        metrics.http.observe("FOO1", "unmatched", 404, 0.001);
+        metrics.http.observe("BAR", "unmatched", 404, 0.001);
+        let text = String::from_utf8(metrics.render()).expect("utf8");
+        assert!(
+            text.contains(
+                r#"http_requests_total{method="OTHER",route="unmatched",status="404"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("FOO1"));
     }
 
     #[test]

@@ -25,6 +25,24 @@ pub fn redis_url() -> String {
     std::env::var("CYBERVPN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
+/// Generates, from each `async fn(Backend)`, a module with one test per backend (`postgres`, `sqlite`).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::Backend::Postgres).await;
+            }
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::Backend::Sqlite).await;
+            }
+        }
+    )+};
+}
+
 /// Which database engine a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -111,26 +129,15 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if let Cleanup::Postgres { name } = &self.cleanup {
             let name = name.clone();
-            // Drop runs outside any async context we can rely on; use a private runtime on its own thread.
-            let dropped = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime for test database cleanup");
-                runtime.block_on(async {
-                    let admin = connect_admin(&postgres_admin_url()).await;
-                    exec(
-                        &admin,
-                        &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-                    )
-                    .await;
-                    let _ = admin.close().await;
-                });
-            })
-            .join();
-            if dropped.is_err() && !std::thread::panicking() {
-                panic!("could not drop the test database");
-            }
+            block_on_own_thread(async move {
+                let admin = connect_admin(&postgres_admin_url()).await;
+                exec(
+                    &admin,
+                    &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                )
+                .await;
+                let _ = admin.close().await;
+            });
         }
     }
 }
@@ -217,27 +224,34 @@ async fn keys_with_prefix(kv: &Kv) -> Vec<String> {
 impl Drop for RedisGuard {
     fn drop(&mut self) {
         let kv = self.kv.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+        block_on_own_thread(async move {
+            let keys = keys_with_prefix(&kv).await;
+            if keys.is_empty() {
                 return;
-            };
-            runtime.block_on(async {
-                let keys = keys_with_prefix(&kv).await;
-                if keys.is_empty() {
-                    return;
-                }
-                if let Ok(mut conn) = kv.connection().await {
-                    let _: Result<(), _> = deadpool_redis::redis::cmd("DEL")
-                        .arg(&keys)
-                        .query_async(&mut conn)
-                        .await;
-                }
-            });
-        })
-        .join();
+            }
+            let mut conn = kv.connection().await.expect("Redis connection");
+            deadpool_redis::redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(&mut conn)
+                .await
+                .expect("delete the test's Redis keys");
+        });
+    }
+}
+
+/// Runs `work` to completion on a private runtime and thread (drop code cannot rely on the test's runtime),
+/// and fails the test if the work panicked, unless the test is already failing.
+fn block_on_own_thread(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let joined = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime for test cleanup")
+            .block_on(work);
+    })
+    .join();
+    if joined.is_err() && !std::thread::panicking() {
+        panic!("test cleanup failed: see the panic above");
     }
 }
 
@@ -282,29 +296,20 @@ async fn exec(conn: &DatabaseConnection, sql: &str) {
 }
 
 /// Creates the migrated template for the current migrations once, under an advisory lock so that parallel
-/// test processes agree; templates of older migration sets are dropped.
+/// test processes agree. Templates of other migration sets are left alone: another checkout may be using them.
 async fn ensure_template(admin: &DatabaseConnection, admin_url: &str) -> String {
     const LOCK_KEY: i64 = 0x6379_7672_706e; // "cyvrpn"
     let template = format!("cybervpn_tpl_{FINGERPRINT}");
     exec(admin, &format!("SELECT pg_advisory_lock({LOCK_KEY})")).await;
-    let existing: Vec<String> = admin
+    let exists = !admin
         .query_all_raw(Statement::from_string(
             admin.get_database_backend(),
-            "SELECT datname FROM pg_database WHERE datname LIKE 'cybervpn_tpl_%'",
+            format!("SELECT 1 FROM pg_database WHERE datname = '{template}'"),
         ))
         .await
-        .expect("list template databases")
-        .iter()
-        .filter_map(|row| row.try_get::<String>("", "datname").ok())
-        .collect();
-    if !existing.contains(&template) {
-        for stale in &existing {
-            exec(
-                admin,
-                &format!("DROP DATABASE IF EXISTS \"{stale}\" WITH (FORCE)"),
-            )
-            .await;
-        }
+        .expect("look up the template database")
+        .is_empty();
+    if !exists {
         let building = format!("{template}_building");
         exec(admin, &format!("DROP DATABASE IF EXISTS \"{building}\"")).await;
         exec(admin, &format!("CREATE DATABASE \"{building}\"")).await;

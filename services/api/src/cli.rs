@@ -37,6 +37,7 @@ pub async fn main(mode: Mode) -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
     cybervpn_telemetry::init_logging(&config.log)?;
+    apply_mode(&mut config, mode)?;
     match cli.command.unwrap_or(Command::Serve { migrate: false }) {
         Command::Serve { migrate } => {
             config.database.migrate |= migrate;
@@ -44,4 +45,26 @@ pub async fn main(mode: Mode) -> anyhow::Result<()> {
         }
         Command::Migrate => crate::migrate(&config).await,
     }
+}
+
+/// Standalone always runs on SQLite in `data_dir` with in-process state; the service needs a real database.
+fn apply_mode(config: &mut Config, mode: Mode) -> anyhow::Result<()> {
+    match mode {
+        Mode::Standalone => {
+            if config.database.url.take().is_some() {
+                tracing::warn!(
+                    "standalone mode ignores database.url: it runs on SQLite in data_dir"
+                );
+            }
+            if config.redis.url.take().is_some() {
+                tracing::warn!("standalone mode ignores redis.url: it keeps its state in-process");
+            }
+        }
+        Mode::Service => anyhow::ensure!(
+            config.database.url.is_some(),
+            "invalid configuration key `database.url`: required by cybervpn-api (set DATABASE_URL); \
+             the `cybervpn` binary runs on SQLite without it"
+        ),
+    }
+    Ok(())
 }

@@ -53,9 +53,16 @@ pub const fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::RouteNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::Conflict | ErrorCode::InvalidStateTransition => StatusCode::CONFLICT,
-        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Unauthorized
+        | ErrorCode::InvalidCredentials
+        | ErrorCode::TokenExpired
+        | ErrorCode::TokenInvalid
+        | ErrorCode::RefreshTokenReused
+        | ErrorCode::InvalidTwoFactorCode => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden | ErrorCode::AccountDisabled | ErrorCode::TwoFactorSetupRequired => {
+            StatusCode::FORBIDDEN
+        }
+        ErrorCode::RateLimited | ErrorCode::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }

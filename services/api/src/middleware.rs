@@ -77,8 +77,11 @@ pub(crate) async fn edge(
             .observe(method.as_str(), &route, status.as_u16(), elapsed);
     }
     span.in_scope(|| {
+        // Successes are the hot path: logged at debug so a busy api is not throttled by its own logs.
         if status.is_server_error() {
             tracing::error!(elapsed_ms = elapsed * 1000.0, "request failed");
+        } else if status.is_client_error() {
+            tracing::info!(elapsed_ms = elapsed * 1000.0, "request rejected");
         } else {
             tracing::debug!(elapsed_ms = elapsed * 1000.0, "request served");
         }

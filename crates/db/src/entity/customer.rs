@@ -13,6 +13,9 @@ pub struct Model {
     pub username: String,
     pub status: String,
     pub language: String,
+    pub password_hash: Option<String>,
+    pub referral_code_used: Option<String>,
+    pub deleted_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -4,10 +4,14 @@
     reason = "column fields mirror the migrations, which document them"
 )]
 
+pub mod audit_entry;
+pub mod backup_code;
 pub mod customer;
 pub mod payment;
 pub mod plan;
 pub mod plan_price;
+pub mod refresh_token;
 pub mod server;
 pub mod staff_account;
 pub mod subscription;
+pub mod two_factor;

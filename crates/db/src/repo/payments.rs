@@ -2,7 +2,9 @@ use cybervpn_domain::{
     Currency, CustomerId, DomainError, Money, Payment, PaymentId, PaymentProvider, PaymentStatus,
     PlanId,
 };
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+};
 
 use crate::{
     DbError,
@@ -11,12 +13,13 @@ use crate::{
 
 /// Payments.
 #[derive(Debug, Clone, Copy)]
-pub struct Payments<'a> {
-    conn: &'a DatabaseConnection,
+pub struct Payments<'a, C = DatabaseConnection> {
+    conn: &'a C,
 }
 
-impl<'a> Payments<'a> {
-    pub(crate) const fn new(conn: &'a DatabaseConnection) -> Self {
+impl<'a, C: ConnectionTrait> Payments<'a, C> {
+    /// The repository on `conn`, a pool or a transaction.
+    pub const fn on(conn: &'a C) -> Self {
         Self { conn }
     }
 

@@ -3,7 +3,9 @@ use std::collections::HashMap;
 use cybervpn_domain::{
     Currency, DomainError, Money, Plan, PlanDuration, PlanId, PlanTier, TrafficLimit,
 };
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -13,12 +15,13 @@ use crate::{
 
 /// The plan catalogue.
 #[derive(Debug, Clone, Copy)]
-pub struct Plans<'a> {
-    conn: &'a DatabaseConnection,
+pub struct Plans<'a, C = DatabaseConnection> {
+    conn: &'a C,
 }
 
-impl<'a> Plans<'a> {
-    pub(crate) const fn new(conn: &'a DatabaseConnection) -> Self {
+impl<'a, C: ConnectionTrait> Plans<'a, C> {
+    /// The repository on `conn`, a pool or a transaction.
+    pub const fn on(conn: &'a C) -> Self {
         Self { conn }
     }
 

@@ -1,31 +1,18 @@
 //! Repository tests against real PostgreSQL and SQLite databases.
 #![expect(clippy::unwrap_used, reason = "a failed step fails the test")]
 
+use chrono::Duration;
 use chrono::Utc;
-use cybervpn_db::{Db, DbError};
+use cybervpn_db::{Db, DbError, Rotation};
 use cybervpn_domain::{
     Currency, CustomerId, DomainError, Email, Language, Money, NewCustomer, Payment, PaymentId,
-    PaymentProvider, PaymentStatus, TelegramId, Username,
+    PaymentProvider, PaymentStatus, Principal, TelegramId, Username,
 };
-use cybervpn_testkit::{Backend, TestDb};
-
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(cybervpn_testkit::Backend::Postgres).await;
-            }
-
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(cybervpn_testkit::Backend::Sqlite).await;
-            }
-        }
-    )+};
-}
+use cybervpn_testkit::{Backend, TestDb, on_both_backends};
 
 on_both_backends!(
+    refresh_tokens_rotate_once_and_reuse_revokes_the_family,
+    totp_steps_and_backup_codes_are_accepted_at_most_once,
     customers_are_unique_per_email_and_telegram_id,
     payments_are_unique_per_provider_payment_id,
     seeded_catalogue_round_trips,
@@ -169,4 +156,135 @@ async fn seeded_catalogue_round_trips(backend: Backend) {
     );
     assert!(db.pending_migrations().await.unwrap().is_empty());
     db.ping().await.unwrap();
+}
+
+async fn refresh_tokens_rotate_once_and_reuse_revokes_the_family(backend: Backend) {
+    let (_guard, db) = open(backend).await;
+    let now = Utc::now();
+    let later = now + Duration::days(7);
+    let customer = db
+        .customers()
+        .create(new_customer(Some("s@example.com"), None), now)
+        .await
+        .unwrap();
+    let me = Principal::Customer(customer.id);
+    let sessions = db.sessions();
+    sessions.start(me, "h1".into(), later, now).await.unwrap();
+    sessions
+        .start(me, "other-device".into(), later, now)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        sessions
+            .rotate("h1", "h2".into(), later, now)
+            .await
+            .unwrap(),
+        Rotation::Rotated { principal: me }
+    );
+    assert_eq!(
+        sessions
+            .rotate("h2", "h3".into(), later, now)
+            .await
+            .unwrap(),
+        Rotation::Rotated { principal: me }
+    );
+    // h1 was already used: reuse revokes h1's whole family, including the live h3.
+    assert_eq!(
+        sessions.rotate("h1", "x".into(), later, now).await.unwrap(),
+        Rotation::Reused { principal: me }
+    );
+    assert_eq!(
+        sessions
+            .rotate("h3", "h4".into(), later, now)
+            .await
+            .unwrap(),
+        Rotation::Reused { principal: me }
+    );
+    // Another sign-in's family is untouched.
+    assert_eq!(
+        sessions
+            .rotate("other-device", "o2".into(), later, now)
+            .await
+            .unwrap(),
+        Rotation::Rotated { principal: me }
+    );
+    assert_eq!(
+        sessions
+            .rotate("nope", "n".into(), later, now)
+            .await
+            .unwrap(),
+        Rotation::Unknown
+    );
+    sessions
+        .start(
+            me,
+            "old".into(),
+            now - Duration::seconds(1),
+            now - Duration::days(8),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions
+            .rotate("old", "n2".into(), later, now)
+            .await
+            .unwrap(),
+        Rotation::Expired
+    );
+    // Still unrevoked: `other-device` (used), `o2` (live) and `old` (expired).
+    assert_eq!(sessions.revoke_all(me, now).await.unwrap(), 3);
+    assert_eq!(
+        sessions
+            .rotate("o2", "o3".into(), later, now)
+            .await
+            .unwrap(),
+        Rotation::Reused { principal: me }
+    );
+}
+
+async fn totp_steps_and_backup_codes_are_accepted_at_most_once(backend: Backend) {
+    let (_guard, db) = open(backend).await;
+    let now = Utc::now();
+    let customer = db
+        .customers()
+        .create(new_customer(Some("t@example.com"), None), now)
+        .await
+        .unwrap();
+    let me = Principal::Customer(customer.id);
+    let tf = db.two_factor();
+    tf.begin(me, "sealed-1".into(), now).await.unwrap();
+    assert!(
+        !tf.use_step(me, 100).await.unwrap(),
+        "unconfirmed enrolments accept nothing"
+    );
+    assert!(
+        tf.confirm(me, 100, vec!["b1".into(), "b2".into()], now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tf.confirm(me, 101, vec![], now).await.unwrap(),
+        "confirms once"
+    );
+    assert_eq!(tf.get(me).await.unwrap().map(|e| e.confirmed), Some(true));
+    assert!(
+        !tf.use_step(me, 100).await.unwrap(),
+        "the confirming code is spent"
+    );
+    assert!(tf.use_step(me, 101).await.unwrap());
+    assert!(!tf.use_step(me, 101).await.unwrap(), "replay refused");
+    assert!(!tf.use_step(me, 99).await.unwrap(), "older steps refused");
+
+    assert!(tf.use_backup_code(me, "b1", now).await.unwrap());
+    assert!(!tf.use_backup_code(me, "b1", now).await.unwrap());
+    assert!(!tf.use_backup_code(me, "zz", now).await.unwrap());
+
+    match tf.begin(me, "sealed-2".into(), now).await {
+        Err(DbError::Domain(DomainError::Conflict { .. })) => {}
+        other => panic!("a confirmed enrolment must be removed first, got {other:?}"),
+    }
+    tf.remove(me).await.unwrap();
+    assert_eq!(tf.get(me).await.unwrap(), None);
+    assert!(!tf.use_backup_code(me, "b2", now).await.unwrap());
 }

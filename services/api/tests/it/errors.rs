@@ -3,7 +3,9 @@
 use cybervpn_testkit::Backend;
 use serde_json::json;
 
-use crate::helpers::{TestApp, assert_problem, on_both_backends};
+use cybervpn_testkit::on_both_backends;
+
+use crate::helpers::{TestApp, assert_problem};
 
 on_both_backends!(bad_bodies_get_precise_problems);
 

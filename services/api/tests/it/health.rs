@@ -1,7 +1,9 @@
 use cybervpn_testkit::Backend;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, on_both_backends};
+use cybervpn_testkit::on_both_backends;
+
+use crate::helpers::{TestApp, assert_problem};
 
 on_both_backends!(health_ready_and_metrics);
 

@@ -5,24 +5,6 @@ use cybervpn_api::Mode;
 use cybervpn_config::Config;
 use cybervpn_testkit::{Backend, TestDb, TestRedis};
 
-/// Generates one test per backend from an `async fn(Backend)`.
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(cybervpn_testkit::Backend::Postgres).await;
-            }
-
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(cybervpn_testkit::Backend::Sqlite).await;
-            }
-        }
-    )+};
-}
-pub(crate) use on_both_backends;
-
 /// The real api, started the way `main` starts it, on `127.0.0.1:0`.
 pub(crate) struct TestApp {
     pub(crate) base: String,

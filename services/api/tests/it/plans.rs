@@ -3,7 +3,9 @@ use std::collections::BTreeSet;
 use cybervpn_testkit::Backend;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, on_both_backends};
+use cybervpn_testkit::on_both_backends;
+
+use crate::helpers::{TestApp, assert_problem};
 
 on_both_backends!(
     fresh_database_lists_the_default_catalogue,

@@ -23,6 +23,9 @@ async fn serves_the_catalogue_on_sqlite_and_stops_gracefully_on_sigterm() {
         .env("CYBERVPN_DATA_DIR", data_dir.path())
         .env("CYBERVPN_API_LISTEN", format!("127.0.0.1:{port}"))
         .env("CYBERVPN_API_WORKERS", "1")
+        // Ignored: standalone never needs PostgreSQL or Redis.
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -39,6 +42,13 @@ async fn serves_the_catalogue_on_sqlite_and_stops_gracefully_on_sigterm() {
     }
     let body = body.expect("standalone api answered within 10 s");
     assert_eq!(body["plans"].as_array().unwrap().len(), 16);
+    let ready: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/ready"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["redis"], "not_configured", "{ready}");
     assert!(
         data_dir.path().join("cybervpn.db").exists(),
         "the SQLite database lives in the data directory"
