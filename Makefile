@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt openapi bench services build release deny
+.PHONY: help run test lint fmt docs openapi bench services build release deny
 
 help: ## List targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -23,8 +23,10 @@ lint: ## cargo fmt --check and clippy -D warnings
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-openapi: ## Regenerate docs/openapi.json from the code
-	UPDATE_OPENAPI=1 $(CARGO) nextest run -p cybervpn-api -E 'test(openapi_document_matches)'
+docs: ## Regenerate docs/openapi.json and docs/rbac.md from the code
+	UPDATE_OPENAPI=1 UPDATE_DOCS=1 $(CARGO) nextest run --workspace -E 'test(openapi_document_matches) | test(rbac_document_matches)'
+
+openapi: docs ## Alias of `docs`
 
 bench: ## Benchmark the release build (standalone and PostgreSQL) with wrk; appends to docs/benchmarks.md
 	bash scripts/bench.sh

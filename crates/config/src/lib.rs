@@ -137,6 +137,8 @@ pub struct ApiConfig {
     pub cors_allowed_origins: Vec<String>,
     /// Send `Strict-Transport-Security`: set when a TLS proxy fronts the api.
     pub hsts: bool,
+    /// Take the client IP from `Forwarded`/`X-Forwarded-For` (only behind a proxy that sets them).
+    pub trust_forwarded_headers: bool,
     /// Seconds the public plan catalogue is cached in memory.
     pub plans_cache_ttl_secs: u64,
     /// Seconds allowed for in-flight requests to finish on shutdown.
@@ -151,6 +153,7 @@ impl Default for ApiConfig {
             body_limit_bytes: 64 * 1024,
             cors_allowed_origins: Vec::new(),
             hsts: false,
+            trust_forwarded_headers: false,
             plans_cache_ttl_secs: 5,
             shutdown_timeout_secs: 10,
         }

@@ -27,7 +27,8 @@ pub fn log_filter(config: &LogConfig) -> Result<EnvFilter, TelemetryError> {
         .map_err(|err| TelemetryError::InvalidLevel(err.to_string()))
 }
 
-/// Installs the global `tracing` subscriber; a second call (as in tests) is a no-op.
+/// Installs the global `tracing` subscriber writing to stderr (stdout is left to command output); a second
+/// call (as in tests) is a no-op.
 pub fn init_logging(config: &LogConfig) -> Result<(), TelemetryError> {
     let filter = log_filter(config)?;
     let registry = tracing_subscriber::registry().with(filter);
@@ -36,13 +37,16 @@ pub fn init_logging(config: &LogConfig) -> Result<(), TelemetryError> {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
+                    .with_writer(std::io::stderr)
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(false),
             )
             .try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer()).try_init(),
+        LogFormat::Pretty => registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
     };
     Ok(())
 }

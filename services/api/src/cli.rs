@@ -30,6 +30,36 @@ pub enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Manage staff accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Manage signing and encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// Staff account commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a staff account and print its one-time password on stdout.
+    Create {
+        /// Sign-in email.
+        #[arg(long)]
+        email: String,
+        /// super_admin, admin, operator, support or viewer.
+        #[arg(long)]
+        role: String,
+        /// Display handle; derived from the email when absent.
+        #[arg(long)]
+        username: Option<String>,
+    },
+}
+
+/// Key commands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new token signing key and encryption key (PASERK) for the configuration.
+    Generate,
 }
 
 /// Parses the command line, loads and validates configuration, starts logging, and runs the command.
@@ -37,18 +67,38 @@ pub async fn main(mode: Mode) -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
     cybervpn_telemetry::init_logging(&config.log)?;
-    apply_mode(&mut config, mode)?;
-    match cli.command.unwrap_or(Command::Serve { migrate: false }) {
+    let command = cli.command.unwrap_or(Command::Serve { migrate: false });
+    apply_mode(&mut config, mode, !matches!(command, Command::Keys(_)))?;
+    match command {
         Command::Serve { migrate } => {
             config.database.migrate |= migrate;
             crate::serve(Arc::new(config), mode).await
         }
         Command::Migrate => crate::migrate(&config).await,
+        Command::Admin(AdminCommand::Create {
+            email,
+            role,
+            username,
+        }) => {
+            let password =
+                crate::create_staff(&config, mode, &email, &role, username.as_deref()).await?;
+            println!("{password}");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Generate) => {
+            let (keys, signing) = cybervpn_auth::TokenKeys::generate()?;
+            let (_, encryption) = cybervpn_auth::SecretBox::generate();
+            println!("CYBERVPN_AUTH_TOKEN_SIGNING_KEY={signing}");
+            println!("CYBERVPN_AUTH_ENCRYPTION_KEY={encryption}");
+            println!("# public key, for auth.previous_public_keys after the next rotation:");
+            println!("# {}", keys.public_paserk());
+            Ok(())
+        }
     }
 }
 
 /// Standalone always runs on SQLite in `data_dir` with in-process state; the service needs a real database.
-fn apply_mode(config: &mut Config, mode: Mode) -> anyhow::Result<()> {
+fn apply_mode(config: &mut Config, mode: Mode, needs_database: bool) -> anyhow::Result<()> {
     match mode {
         Mode::Standalone => {
             if config.database.url.take().is_some() {
@@ -61,7 +111,7 @@ fn apply_mode(config: &mut Config, mode: Mode) -> anyhow::Result<()> {
             }
         }
         Mode::Service => anyhow::ensure!(
-            config.database.url.is_some(),
+            config.database.url.is_some() || !needs_database,
             "invalid configuration key `database.url`: required by cybervpn-api (set DATABASE_URL); \
              the `cybervpn` binary runs on SQLite without it"
         ),

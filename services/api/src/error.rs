@@ -39,6 +39,7 @@ pub struct ApiError {
     detail: String,
     field: Option<&'static str>,
     allow: Option<String>,
+    retry_after: Option<u64>,
     /// Cause kept for the logs of 5xx errors; never sent to the client.
     source: Option<anyhow::Error>,
 }
@@ -76,7 +77,29 @@ impl ApiError {
             detail: detail.into(),
             field: None,
             allow: None,
+            retry_after: None,
             source: None,
+        }
+    }
+
+    /// 429 (or `account_locked`) telling the client when to retry.
+    pub fn retry_later(
+        code: ErrorCode,
+        detail: impl Into<String>,
+        after: std::time::Duration,
+    ) -> Self {
+        Self {
+            // Round up: retrying a little late is fine, early is not.
+            retry_after: Some(after.as_secs() + u64::from(after.subsec_nanos() > 0)),
+            ..Self::new(code, detail)
+        }
+    }
+
+    /// A validation failure of one request field.
+    pub fn invalid_field(field: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            ..Self::new(ErrorCode::ValidationFailed, detail)
         }
     }
 
@@ -147,6 +170,9 @@ impl ResponseError for ApiError {
         if let Some(allow) = &self.allow {
             response.insert_header((header::ALLOW, allow.as_str()));
         }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
         response.body(serde_json::to_vec(&problem).unwrap_or_default())
     }
 }
@@ -204,6 +230,18 @@ impl From<JsonPayloadError> for ApiError {
             }
             other => Self::new(ErrorCode::MalformedJson, other.to_string()),
         }
+    }
+}
+
+impl From<cybervpn_kv::KvError> for ApiError {
+    fn from(err: cybervpn_kv::KvError) -> Self {
+        Self::unavailable("shared state is unavailable", err)
+    }
+}
+
+impl From<cybervpn_auth::HashError> for ApiError {
+    fn from(err: cybervpn_auth::HashError) -> Self {
+        Self::internal(err)
     }
 }
 

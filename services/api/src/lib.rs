@@ -3,6 +3,7 @@
 //! Owns the actix-web application, its error model (RFC 7807), the request edge (request ids, metrics,
 //! security headers) and the process lifecycle; business rules live in the domain and db crates.
 
+mod auth;
 pub mod cli;
 pub mod error;
 mod middleware;
@@ -117,11 +118,28 @@ pub async fn build(
         .transpose()
         .context("invalid Redis configuration")?;
     let metrics = Metrics::new().context("metrics registry")?;
+    let (keys, secret_box) = auth::load_keys(&config, mode)?;
+    let hasher = cybervpn_auth::PasswordHasher::with_params(
+        config.auth.argon2_memory_kib,
+        config.auth.argon2_iterations,
+        config.auth.argon2_parallelism,
+    )
+    .map_err(|err| anyhow::anyhow!("invalid Argon2id parameters in `auth`: {err}"))?;
+    let store = kv
+        .clone()
+        .map_or_else(cybervpn_kv::Store::memory, cybervpn_kv::Store::Redis);
     let state = web::Data::new(AppState {
         db: db.clone(),
         kv,
         metrics,
         plans: state::CachedBody::new(Duration::from_secs(config.api.plans_cache_ttl_secs)),
+        auth: auth::AuthState {
+            keys,
+            secret_box,
+            hasher: Arc::new(hasher),
+            store,
+            config: config.auth.clone(),
+        },
         config: Arc::clone(&config),
     });
     let doc = openapi();
@@ -218,6 +236,54 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     tracing::info!(applied = pending.len(), "database schema is up to date");
     db.close().await?;
     Ok(())
+}
+
+/// Creates a staff account with a generated password and returns the password (shown once, never stored).
+pub async fn create_staff(
+    config: &Config,
+    mode: Mode,
+    email: &str,
+    role: &str,
+    username: Option<&str>,
+) -> anyhow::Result<String> {
+    use cybervpn_domain::{Email, StaffRole, Username};
+
+    let email = Email::parse(email)?;
+    let role: StaffRole = role.parse()?;
+    let username = match username {
+        Some(name) => Username::parse(name)?,
+        None => {
+            let local: String = email
+                .as_str()
+                .chars()
+                .take_while(|c| *c != '@')
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .take(32)
+                .collect();
+            Username::parse(&local).or_else(|_| Username::parse("staff"))?
+        }
+    };
+    let db = Db::connect(config)
+        .await
+        .context("cannot connect to the database")?;
+    if mode == Mode::Standalone || config.database.migrate {
+        db.migrate().await.context("migrations failed")?;
+    }
+    let password = cybervpn_auth::generate_opaque_token();
+    let hasher = cybervpn_auth::PasswordHasher::with_params(
+        config.auth.argon2_memory_kib,
+        config.auth.argon2_iterations,
+        config.auth.argon2_parallelism,
+    )
+    .map_err(|err| anyhow::anyhow!("invalid Argon2id parameters in `auth`: {err}"))?;
+    let hash = hasher.hash(&cybervpn_auth::Password::for_login(&password)?)?;
+    let account = db
+        .staff()
+        .create(email, username, role, hash, chrono::Utc::now())
+        .await?;
+    tracing::info!(staff_id = %account.id, role = %account.role, "staff account created");
+    db.close().await?;
+    Ok(password)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

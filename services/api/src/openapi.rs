@@ -1,7 +1,10 @@
 //! The OpenAPI 3.1 document, generated from the registered routes.
 
 use actix_web::App;
-use utoipa::OpenApi;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
 use utoipa_actix_web::AppExt;
 
 /// Document-level metadata; paths come from the route table.
@@ -16,10 +19,38 @@ use utoipa_actix_web::AppExt;
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "plans", description = "The plan catalogue"),
+        (name = "auth", description = "Customer sign-up, sign-in, token refresh and sign-out"),
+        (name = "two-factor", description = "TOTP two-factor authentication for customers and staff"),
+        (name = "admin", description = "Staff routes; each requires the permission named in its security scope"),
     ),
-    components(schemas(crate::error::Problem))
+    components(schemas(crate::error::Problem)),
+    modifiers(&SecuritySchemes)
 )]
 pub(crate) struct ApiDoc;
+
+/// Bearer schemes: `customer` and `staff` PASETO v4.public access tokens; a staff route's scopes name the
+/// permission it requires.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, audience) in [("customer", "customer"), ("staff", "staff")] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("PASETO v4.public")
+                        .description(Some(format!(
+                            "Access token of the {audience} audience from the sign-in routes"
+                        )))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
 
 /// The full OpenAPI document of this build.
 pub fn openapi() -> utoipa::openapi::OpenApi {

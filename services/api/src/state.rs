@@ -23,6 +23,8 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<Config>,
     /// The serialized public plan catalogue.
     pub(crate) plans: CachedBody,
+    /// Keys, password hasher and shared state for authentication.
+    pub(crate) auth: crate::auth::AuthState,
 }
 
 /// A response body computed rarely and served often, refreshed after a time-to-live.

@@ -113,6 +113,17 @@ impl<'a, C: ConnectionTrait> Staff<'a, C> {
         Ok(())
     }
 
+    /// The account's password hash, if set.
+    pub async fn password_hash(&self, id: StaffId) -> Result<Option<String>, DbError> {
+        Ok(Entity::find_by_id(id.as_uuid())
+            .one(self.conn)
+            .await?
+            .ok_or(DomainError::NotFound {
+                entity: "staff account",
+            })?
+            .password_hash)
+    }
+
     /// Replaces the account's password hash.
     pub async fn set_password_hash(&self, id: StaffId, hash: String) -> Result<(), DbError> {
         Entity::update_many()

@@ -6,8 +6,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::ApiError;
 
+pub(crate) mod admin_auth;
+pub(crate) mod auth;
 pub(crate) mod health;
 pub(crate) mod plans;
+pub(crate) mod two_factor;
 
 /// Registers every documented route.
 pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
@@ -18,7 +21,20 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
             utoipa_actix_web::scope("/api/v1")
                 .service(plans::list_plans)
                 .service(plans::quote)
-                .service(plans::get_plan),
+                .service(plans::get_plan)
+                .service(auth::register)
+                .service(auth::login)
+                .service(auth::login_two_factor)
+                .service(auth::refresh)
+                .service(auth::logout)
+                .service(auth::logout_all)
+                .service(auth::me)
+                .service(two_factor::enable)
+                .service(two_factor::verify)
+                .service(two_factor::disable)
+                .service(admin_auth::login)
+                .service(admin_auth::login_two_factor)
+                .service(admin_auth::me),
         );
 }
 

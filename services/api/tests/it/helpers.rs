@@ -9,6 +9,10 @@ use cybervpn_testkit::{Backend, TestDb, TestRedis};
 pub(crate) struct TestApp {
     pub(crate) base: String,
     pub(crate) client: reqwest::Client,
+    /// Direct access to the app's database, for arranging data.
+    pub(crate) db: cybervpn_db::Db,
+    /// The configuration the app runs with.
+    pub(crate) config: Arc<Config>,
     handle: ServerHandle,
     // Dropped after the server is stopped: the database and Redis prefix are removed.
     _db: TestDb,
@@ -28,9 +32,15 @@ impl TestApp {
             Backend::Sqlite => None,
         };
         let mut config = cybervpn_testkit::config(&db, redis.as_ref());
+        let (_, signing) = cybervpn_auth::TokenKeys::generate().expect("signing key");
+        let (_, encryption) = cybervpn_auth::SecretBox::generate();
+        config.auth.token_signing_key = Some(cybervpn_config::Secret::new(signing));
+        config.auth.encryption_key = Some(cybervpn_config::Secret::new(encryption));
         tweak(&mut config);
+        let repo = cybervpn_db::Db::from_connection(db.connect().await);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-        let api = cybervpn_api::build(Arc::new(config), listener, Mode::Service)
+        let config = Arc::new(config);
+        let api = cybervpn_api::build(Arc::clone(&config), listener, Mode::Service)
             .await
             .expect("api builds");
         let base = format!("http://{}", api.addr());
@@ -43,6 +53,8 @@ impl TestApp {
                 .build()
                 .expect("client"),
             handle,
+            db: repo,
+            config,
             _db: db,
             _redis: redis,
         }
@@ -75,6 +87,150 @@ impl TestApp {
 
     pub(crate) async fn stop(self) {
         self.handle.stop(true).await;
+    }
+
+    /// Another api process on the same database, Redis prefix and keys, with `tweak` applied; stopped when
+    /// the returned handle is dropped with the test.
+    pub(crate) async fn sibling(&self, tweak: impl FnOnce(&mut Config)) -> (String, ServerHandle) {
+        let mut config = (*self.config).clone();
+        tweak(&mut config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let api = cybervpn_api::build(Arc::new(config), listener, Mode::Service)
+            .await
+            .expect("sibling api builds");
+        let base = format!("http://{}", api.addr());
+        let handle = api.handle();
+        tokio::spawn(api.run());
+        (base, handle)
+    }
+
+    /// Signs an access token with the app's own key, e.g. one that expired long ago.
+    pub(crate) fn forge_token(
+        &self,
+        sub: uuid::Uuid,
+        role: &str,
+        audience: cybervpn_auth::Audience,
+        iat: chrono::DateTime<chrono::Utc>,
+        ttl: chrono::Duration,
+    ) -> String {
+        let key = self
+            .config
+            .auth
+            .token_signing_key
+            .as_ref()
+            .expect("tests configure a signing key");
+        let keys = cybervpn_auth::TokenKeys::from_paserk(key.expose(), &[]).expect("key");
+        keys.issue(&cybervpn_auth::Claims::new(sub, role, audience, iat, ttl))
+            .expect("token")
+    }
+
+    /// POSTs JSON with a bearer token.
+    pub(crate) async fn post_authed(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// GETs with a bearer token.
+    pub(crate) async fn get_authed(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Registers a customer with this email and a strong password; returns the password.
+    pub(crate) async fn register(&self, email: &str) -> String {
+        let password = format!("correct horse {email}");
+        let response = self
+            .post_json(
+                "/api/v1/auth/register",
+                &serde_json::json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            201,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+        password
+    }
+
+    /// Signs in and returns the response body (tokens, or a 2FA challenge).
+    pub(crate) async fn login(&self, path: &str, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            path,
+            &serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// A registered, signed-in customer's access token.
+    pub(crate) async fn customer_token(&self, email: &str) -> String {
+        let password = self.register(email).await;
+        let body: serde_json::Value = self
+            .login("/api/v1/auth/login", email, &password)
+            .await
+            .json()
+            .await
+            .expect("token pair");
+        body["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned()
+    }
+
+    /// Creates a staff account with `role`; returns (email, password).
+    pub(crate) async fn create_staff(&self, role: cybervpn_domain::StaffRole) -> (String, String) {
+        let email = format!(
+            "{}-{}@staff.example.com",
+            role,
+            uuid::Uuid::new_v4().simple()
+        );
+        let password = "staff password 1234".to_owned();
+        let hasher = cybervpn_auth::PasswordHasher::owasp();
+        let hash = hasher
+            .hash(&cybervpn_auth::Password::for_login(&password).expect("password"))
+            .expect("hash");
+        self.db
+            .staff()
+            .create(
+                cybervpn_domain::Email::parse(&email).expect("email"),
+                cybervpn_domain::Username::parse(&format!("staff_{role}")).expect("username"),
+                role,
+                hash,
+                chrono::Utc::now(),
+            )
+            .await
+            .expect("create staff");
+        (email, password)
+    }
+
+    /// A signed-in staff member's access token.
+    pub(crate) async fn staff_token(&self, role: cybervpn_domain::StaffRole) -> String {
+        let (email, password) = self.create_staff(role).await;
+        let body: serde_json::Value = self
+            .login("/api/v1/admin/auth/login", &email, &password)
+            .await
+            .json()
+            .await
+            .expect("token pair");
+        body["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned()
     }
 }
 

@@ -85,7 +85,7 @@ fn migrate_subcommand_applies_migrations() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stderr);
     let all =
         <cybervpn_migrations::Migrator as cybervpn_migrations::MigratorTrait>::migrations().len();
     assert!(
@@ -101,5 +101,5 @@ fn migrate_subcommand_applies_migrations() {
         .output()
         .expect("run again");
     assert!(output.status.success());
-    assert!(String::from_utf8_lossy(&output.stdout).contains("\"applied\":0"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("\"applied\":0"));
 }

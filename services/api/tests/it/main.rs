@@ -5,9 +5,11 @@
     reason = "a failed step fails the test"
 )]
 
+mod auth;
 mod errors;
 mod health;
 mod helpers;
 mod lifecycle;
 mod openapi;
 mod plans;
+mod rbac;

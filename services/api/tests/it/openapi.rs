@@ -23,7 +23,7 @@ fn openapi_document_matches_the_code() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "docs/openapi.json is out of date: run `make openapi` and commit the result"
+        "docs/openapi.json is out of date: run `make docs` and commit the result"
     );
 }
 

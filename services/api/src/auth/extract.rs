@@ -1,0 +1,230 @@
+//! Bearer-token extractors: a handler's arguments say who may call it.
+
+use std::{future::Future, marker::PhantomData, pin::Pin};
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use chrono::Utc;
+use cybervpn_auth::{Audience, Claims, TokenError};
+use cybervpn_domain::{CustomerId, ErrorCode, Permission, Principal, StaffAccount, StaffId};
+
+use super::deny_key;
+use crate::{error::ApiError, state::AppState};
+
+type Extracting<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+/// A signed-in customer (customer-audience access token).
+pub(crate) struct CustomerAuth {
+    pub(crate) id: CustomerId,
+    pub(crate) claims: Claims,
+}
+
+/// A signed-in customer or staff member, for routes both may use (2FA setup, sign-out).
+pub(crate) struct AnyPrincipal {
+    pub(crate) principal: Principal,
+    pub(crate) claims: Claims,
+}
+
+/// A signed-in, active staff member holding the permission `P` requires.
+pub(crate) struct Staff<P> {
+    pub(crate) account: StaffAccount,
+    pub(crate) claims: Claims,
+    _requirement: PhantomData<P>,
+}
+
+/// What a staff route requires.
+pub(crate) trait Requirement {
+    /// The permission, or `None` for routes any active staff member may use.
+    const PERMISSION: Option<Permission>;
+}
+
+/// Permission markers for [`Staff`], one per [`Permission`].
+pub(crate) mod perm {
+    use cybervpn_domain::Permission;
+
+    use super::Requirement;
+
+    macro_rules! markers {
+        ($($name:ident),+ $(,)?) => {$(
+            /// Requires the permission of the same name.
+            pub(crate) struct $name;
+
+            impl Requirement for $name {
+                const PERMISSION: Option<Permission> = Some(Permission::$name);
+            }
+        )+};
+    }
+
+    markers!(
+        ViewCustomers,
+        ManageCustomers,
+        BanCustomers,
+        DeleteCustomers,
+        ViewPlans,
+        ManagePlans,
+        ViewStaff,
+        ManageStaff,
+        ViewAuditLog,
+        ManageSettings,
+    );
+
+    /// Any active staff member.
+    pub(crate) struct AnyRole;
+
+    impl Requirement for AnyRole {
+        const PERMISSION: Option<Permission> = None;
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(|token| token.trim().to_owned())
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "a bearer access token is required"))
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))
+}
+
+pub(crate) fn token_error(err: TokenError) -> ApiError {
+    match err {
+        TokenError::Expired => ApiError::new(ErrorCode::TokenExpired, "the token has expired"),
+        TokenError::Malformed
+        | TokenError::UnknownKey
+        | TokenError::BadSignature
+        | TokenError::WrongAudience => {
+            ApiError::new(ErrorCode::TokenInvalid, "the token is not valid here")
+        }
+        TokenError::Internal(reason) => ApiError::internal(anyhow::anyhow!(reason)),
+    }
+}
+
+/// Verifies the token for one of `audiences` (tried in order) and checks the deny-list.
+async fn verify(state: &AppState, token: &str, audiences: &[Audience]) -> Result<Claims, ApiError> {
+    let now = Utc::now();
+    let mut last = TokenError::WrongAudience;
+    for audience in audiences {
+        match state.auth.keys.verify(token, *audience, now) {
+            Ok(claims) => {
+                if state.auth.store.exists(&deny_key(&claims)).await? {
+                    return Err(ApiError::new(
+                        ErrorCode::TokenInvalid,
+                        "the token has been revoked",
+                    ));
+                }
+                return Ok(claims);
+            }
+            Err(TokenError::WrongAudience) => {}
+            Err(err) => {
+                last = err;
+                break;
+            }
+        }
+    }
+    Err(token_error(last))
+}
+
+impl FromRequest for CustomerAuth {
+    type Error = ApiError;
+    type Future = Extracting<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let input = state(req).and_then(|state| Ok((state, bearer(req)?)));
+        Box::pin(async move {
+            let (state, token) = input?;
+            let claims = verify(&state, &token, &[Audience::Customer]).await?;
+            Ok(Self {
+                id: CustomerId::from_uuid(claims.sub),
+                claims,
+            })
+        })
+    }
+}
+
+impl FromRequest for AnyPrincipal {
+    type Error = ApiError;
+    type Future = Extracting<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let input = state(req).and_then(|state| Ok((state, bearer(req)?)));
+        Box::pin(async move {
+            let (state, token) = input?;
+            let claims = verify(&state, &token, &[Audience::Customer, Audience::Staff]).await?;
+            let principal = match claims.aud {
+                Audience::Staff => {
+                    let account = active_staff(&state, StaffId::from_uuid(claims.sub)).await?;
+                    Principal::Staff(account.id)
+                }
+                _ => Principal::Customer(CustomerId::from_uuid(claims.sub)),
+            };
+            Ok(Self { principal, claims })
+        })
+    }
+}
+
+impl<P: Requirement + 'static> FromRequest for Staff<P> {
+    type Error = ApiError;
+    type Future = Extracting<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let input = state(req).and_then(|state| Ok((state, bearer(req)?)));
+        Box::pin(async move {
+            let (state, token) = input?;
+            let claims = verify(&state, &token, &[Audience::Staff]).await?;
+            // Role and status come from the database, so demotions and disabling apply at once.
+            let account = active_staff(&state, StaffId::from_uuid(claims.sub)).await?;
+            if let Some(permission) = P::PERMISSION {
+                if !account.role.can(permission) {
+                    return Err(ApiError::new(
+                        ErrorCode::Forbidden,
+                        format!("this action requires the `{permission}` permission"),
+                    ));
+                }
+            }
+            if state.auth.config.staff_require_two_factor {
+                let enrolled = state
+                    .db
+                    .two_factor()
+                    .get(Principal::Staff(account.id))
+                    .await?
+                    .is_some_and(|e| e.confirmed);
+                if !enrolled {
+                    return Err(ApiError::new(
+                        ErrorCode::TwoFactorSetupRequired,
+                        "enable two-factor authentication at /api/v1/two-factor/enable first",
+                    ));
+                }
+            }
+            Ok(Self {
+                account,
+                claims,
+                _requirement: PhantomData,
+            })
+        })
+    }
+}
+
+async fn active_staff(state: &AppState, id: StaffId) -> Result<StaffAccount, ApiError> {
+    let account = match state.db.staff().get(id).await {
+        Ok(account) => account,
+        Err(cybervpn_db::DbError::Domain(cybervpn_domain::DomainError::NotFound { .. })) => {
+            return Err(ApiError::new(
+                ErrorCode::TokenInvalid,
+                "the token is not valid here",
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if !account.is_active {
+        return Err(ApiError::new(
+            ErrorCode::AccountDisabled,
+            "this staff account is disabled",
+        ));
+    }
+    Ok(account)
+}
