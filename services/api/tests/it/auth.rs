@@ -769,3 +769,68 @@ async fn admin_create_command_prints_a_working_one_time_password() {
     assert!(String::from_utf8_lossy(&bad_role.stderr).contains("role"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn rotated_signing_keys_keep_old_tokens_valid_while_listed() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = app.customer_token("rotate@example.com").await;
+    let old_secret = app
+        .config
+        .auth
+        .token_signing_key
+        .as_ref()
+        .unwrap()
+        .expose()
+        .clone();
+    let old_public = cybervpn_auth::TokenKeys::from_paserk(&old_secret, &[])
+        .unwrap()
+        .public_paserk();
+    let (_, new_secret) = cybervpn_auth::TokenKeys::generate().unwrap();
+
+    let me = |base: String, token: String| {
+        let client = app.client.clone();
+        async move {
+            client
+                .get(format!("{base}/api/v1/auth/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Rotation step 1: new signing key, old public key still accepted.
+    let (rotated, _h1) = app
+        .sibling(|c| {
+            c.auth.token_signing_key = Some(cybervpn_config::Secret::new(new_secret.clone()));
+            c.auth.previous_public_keys = vec![old_public.clone()];
+        })
+        .await;
+    assert_eq!(me(rotated.clone(), token.clone()).await.status(), 200);
+    // Tokens it issues carry the new key id and are accepted too.
+    let pair: Value = app
+        .client
+        .post(format!("{rotated}/api/v1/auth/login"))
+        .json(
+            &json!({"email": "rotate@example.com", "password": "correct horse rotate@example.com"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fresh = pair["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(me(rotated.clone(), fresh.clone()).await.status(), 200);
+    // The old deployment does not know the new key.
+    assert_problem(me(app.base.clone(), fresh).await, 401, "token_invalid").await;
+
+    // Step 2: the old key is dropped; its tokens stop working.
+    let (retired, _h2) = app
+        .sibling(|c| {
+            c.auth.token_signing_key = Some(cybervpn_config::Secret::new(new_secret.clone()));
+            c.auth.previous_public_keys = Vec::new();
+        })
+        .await;
+    assert_problem(me(retired, token).await, 401, "token_invalid").await;
+    app.stop().await;
+}

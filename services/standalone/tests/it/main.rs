@@ -73,3 +73,60 @@ async fn serves_the_catalogue_on_sqlite_and_stops_gracefully_on_sigterm() {
     });
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
+
+#[tokio::test]
+async fn admin_create_works_on_a_fresh_data_directory() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cybervpn"))
+        .env_clear()
+        .env("CYBERVPN_DATA_DIR", data_dir.path())
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "owner@example.com",
+            "--role",
+            "super_admin",
+        ])
+        .output()
+        .expect("run cybervpn admin create");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let password = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(password.len() >= 20);
+
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cybervpn"))
+        .env_clear()
+        .env("CYBERVPN_DATA_DIR", data_dir.path())
+        .env("CYBERVPN_API_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CYBERVPN_API_WORKERS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start cybervpn");
+    let client = reqwest::Client::new();
+    let mut status = None;
+    for _ in 0..100 {
+        if let Ok(response) = client
+            .post(format!("http://127.0.0.1:{port}/api/v1/admin/auth/login"))
+            .json(&serde_json::json!({"email": "owner@example.com", "password": password}))
+            .send()
+            .await
+        {
+            status = Some(response.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, Some(200), "the printed password signs in");
+    assert!(
+        data_dir.path().join("keys/token-signing.paserk").exists(),
+        "standalone keeps its generated signing key"
+    );
+}
