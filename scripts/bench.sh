@@ -225,9 +225,19 @@ run_scenario standalone "$PORT"
 log "scenario B: creating database ${DB_NAME}"
 psql -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"${DB_NAME}\"" >/dev/null
 DB_CREATED=1
+# The api service refuses to start without token signing / encryption keys: generate throwaway ones
+# (`keys generate` prints them as CYBERVPN_AUTH_…=… lines); they live only in this process's memory.
+AUTH_ENV=()
+if keys="$(target/release/cybervpn-api keys generate 2>/dev/null)"; then
+  while IFS= read -r line; do
+    case "$line" in CYBERVPN_AUTH_*=*) AUTH_ENV+=("$line") ;; esac
+  done <<<"$keys"
+fi
+unset keys
 PORT="$(free_port)"
 log "scenario B: cybervpn-api (PostgreSQL + Redis) on 127.0.0.1:${PORT}"
 start_server "${WORK_DIR}/api.log" \
+  "${AUTH_ENV[@]}" \
   DATABASE_URL="${PG_URL_BASE}/${DB_NAME}" \
   REDIS_URL="$REDIS_URL" \
   CYBERVPN_REDIS_KEY_PREFIX="$REDIS_PREFIX" \

@@ -16,7 +16,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend};
 pub use error::DbError;
 pub use repo::{
     audit::{Audit, AuditEntry},
-    customers::Customers,
+    customers::{CustomerRecord, CustomerSearch, Customers},
     payments::Payments,
     plans::Plans,
     sessions::{Rotation, Sessions},
@@ -24,6 +24,11 @@ pub use repo::{
     two_factor::{Enrollment, TwoFactor},
 };
 pub use sea_orm::DbErr;
+/// For tests that arrange rows no repository writes yet, through [`entity`].
+pub use sea_orm::{ActiveValue, EntityTrait};
+/// For callers that make several repository calls atomic (a staff mutation and its audit entry): begin with
+/// `db.conn().begin()`, pass `&txn` to each repository's `on`, then `txn.commit()`.
+pub use sea_orm::{DatabaseTransaction, TransactionTrait};
 
 /// A pooled connection to the platform's database.
 #[derive(Debug, Clone)]

@@ -96,6 +96,21 @@ impl Store {
         }
     }
 
+    /// Whether any of `keys` exists, in one round trip.
+    pub async fn exists_any(&self, keys: &[String]) -> Result<bool, KvError> {
+        match self {
+            Self::Redis(kv) => {
+                let mut conn = kv.connection().await?;
+                let mut command = redis::cmd("EXISTS");
+                for key in keys {
+                    command.arg(kv.key(key));
+                }
+                Ok(command.query_async::<u32>(&mut conn).await? > 0)
+            }
+            Self::Memory(memory) => Ok(keys.iter().any(|key| memory.read(key).is_some())),
+        }
+    }
+
     /// Increments the counter at `key`, starting its `ttl` window on first use; returns the new count.
     pub async fn increment(&self, key: &str, ttl: Duration) -> Result<u64, KvError> {
         match self {
@@ -350,6 +365,20 @@ mod tests {
                 .unwrap();
             assert!(store.exists("deny:a").await.unwrap(), "{name}");
             assert!(!store.exists("deny:b").await.unwrap(), "{name}");
+            assert!(
+                store
+                    .exists_any(&["deny:b".to_owned(), "deny:a".to_owned()])
+                    .await
+                    .unwrap(),
+                "{name}"
+            );
+            assert!(
+                !store
+                    .exists_any(&["deny:b".to_owned(), "deny:c".to_owned()])
+                    .await
+                    .unwrap(),
+                "{name}"
+            );
             let left = store.time_to_live("deny:a").await.unwrap().unwrap();
             assert!(left <= Duration::from_millis(150), "{name}: {left:?}");
             tokio::time::sleep(Duration::from_millis(250)).await;

@@ -86,6 +86,8 @@ pub async fn build(
     listener: std::net::TcpListener,
     mode: Mode,
 ) -> anyhow::Result<Api> {
+    // Keys first: a misconfigured key fails before anything is touched.
+    let (keys, secret_box) = auth::load_keys(&config, mode)?;
     let db = Db::connect(&config)
         .await
         .context("cannot connect to the database")?;
@@ -118,7 +120,6 @@ pub async fn build(
         .transpose()
         .context("invalid Redis configuration")?;
     let metrics = Metrics::new().context("metrics registry")?;
-    let (keys, secret_box) = auth::load_keys(&config, mode)?;
     let hasher = cybervpn_auth::PasswordHasher::with_params(
         config.auth.argon2_memory_kib,
         config.auth.argon2_iterations,

@@ -59,6 +59,13 @@ impl CachedBody {
         }
     }
 
+    /// Drops the cached body, so the next request recomputes it (after the catalogue changed).
+    pub(crate) fn clear(&self) {
+        if let Ok(mut slot) = self.slot.write() {
+            *slot = None;
+        }
+    }
+
     /// The configured time-to-live.
     pub(crate) const fn ttl(&self) -> Duration {
         self.ttl

@@ -1,15 +1,45 @@
+use chrono::{DateTime, Utc};
 use cybervpn_domain::{
-    Customer, CustomerId, CustomerStatus, DomainError, Email, Language, NewCustomer, TelegramId,
-    Username,
+    Customer, CustomerId, CustomerStatus, DomainError, Email, Language, NewCustomer, PlanId,
+    TelegramId, Username,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
 };
 
 use crate::{
     DbError,
-    entity::customer::{self, Column, Entity},
+    entity::{
+        customer::{self, Column, Entity},
+        subscription,
+    },
 };
+
+/// What staff look for in the customer list; every filter is optional and they combine with AND.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerSearch {
+    /// Case-insensitive substring of the email or username; when all digits, also an exact Telegram id.
+    pub text: Option<String>,
+    /// Only customers in this status.
+    pub status: Option<CustomerStatus>,
+    /// Only customers with a subscription to this plan.
+    pub plan_id: Option<PlanId>,
+    /// Only customers with a subscription that expires before this instant (with `plan_id`: the same
+    /// subscription).
+    pub expiring_before: Option<DateTime<Utc>>,
+}
+
+/// A customer as staff see them: the account and the referral code it signed up with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerRecord {
+    /// The account.
+    pub customer: Customer,
+    /// Referral code given at sign-up.
+    pub referral_code_used: Option<String>,
+}
 
 /// Customer accounts.
 #[derive(Debug, Clone, Copy)]
@@ -123,6 +153,160 @@ impl<'a, C: ConnectionTrait> Customers<'a, C> {
             .map(Customer::try_from)
             .transpose()
     }
+
+    /// Live customers matching `search`, newest first, limited to ids below `before` (the last id of the
+    /// previous page): keyset pagination over time-ordered ids, stable while customers sign up.
+    pub async fn search(
+        &self,
+        search: &CustomerSearch,
+        before: Option<CustomerId>,
+        limit: u64,
+    ) -> Result<Vec<CustomerRecord>, DbError> {
+        let mut query = Entity::find().filter(Column::DeletedAt.is_null());
+        if let Some(before) = before {
+            query = query.filter(Column::Id.lt(before.as_uuid()));
+        }
+        if let Some(text) = search
+            .text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            query = query.filter(text_matches(text));
+        }
+        if let Some(status) = search.status {
+            query = query.filter(Column::Status.eq(status.as_str()));
+        }
+        if search.plan_id.is_some() || search.expiring_before.is_some() {
+            let mut subscribed = Query::select();
+            subscribed
+                .column((subscription::Entity, subscription::Column::CustomerId))
+                .from(subscription::Entity);
+            if let Some(plan_id) = search.plan_id {
+                subscribed.and_where(subscription::Column::PlanId.eq(plan_id.as_uuid()));
+            }
+            if let Some(instant) = search.expiring_before {
+                subscribed.and_where(subscription::Column::ExpiresAt.lt(instant));
+            }
+            query = query.filter(Column::Id.in_subquery(subscribed.to_owned()));
+        }
+        query
+            .order_by_desc(Column::Id)
+            .limit(limit)
+            .all(self.conn)
+            .await?
+            .into_iter()
+            .map(CustomerRecord::try_from)
+            .collect()
+    }
+
+    /// The live customer with this id and their referral code.
+    pub async fn record(&self, id: CustomerId) -> Result<CustomerRecord, DbError> {
+        self.row(id).await?.try_into()
+    }
+
+    /// Like [`Customers::record`], locking the row until the transaction ends, so a change and the audit
+    /// entry describing it see the same state (PostgreSQL; SQLite serialises writers anyway).
+    pub async fn lock(&self, id: CustomerId) -> Result<CustomerRecord, DbError> {
+        Entity::find_by_id(id.as_uuid())
+            .filter(Column::DeletedAt.is_null())
+            .lock_exclusive()
+            .one(self.conn)
+            .await?
+            .ok_or(DomainError::NotFound { entity: "customer" })?
+            .try_into()
+    }
+
+    /// Stores what staff may change on a live customer: username, language, status and `updated_at`.
+    pub async fn update(&self, customer: &Customer) -> Result<(), DbError> {
+        let result = Entity::update_many()
+            .col_expr(Column::Username, Expr::value(customer.username.as_str()))
+            .col_expr(Column::Language, Expr::value(customer.language.as_str()))
+            .col_expr(Column::Status, Expr::value(customer.status.as_str()))
+            .col_expr(
+                Column::UpdatedAt,
+                Expr::value(crate::stored_time(customer.updated_at)),
+            )
+            .filter(Column::Id.eq(customer.id.as_uuid()))
+            .filter(Column::DeletedAt.is_null())
+            .exec(self.conn)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(DomainError::NotFound { entity: "customer" }.into());
+        }
+        Ok(())
+    }
+
+    /// Soft-deletes a live customer: the row stays for payments and audit, but every personal field is
+    /// scrubbed (email, Telegram id, password hash, referral code) and the username becomes
+    /// `deleted_<last 8 hex digits of the id>` (the random part of a UUID v7).
+    pub async fn soft_delete(&self, id: CustomerId, now: DateTime<Utc>) -> Result<(), DbError> {
+        let now = crate::stored_time(now);
+        let hex = id.as_uuid().simple().to_string();
+        let username = format!("deleted_{}", hex.get(hex.len() - 8..).unwrap_or(&hex));
+        let result = Entity::update_many()
+            .col_expr(Column::DeletedAt, Expr::value(now))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .col_expr(Column::Email, Expr::value(Option::<String>::None))
+            .col_expr(Column::TelegramId, Expr::value(Option::<i64>::None))
+            .col_expr(Column::Username, Expr::value(username))
+            .col_expr(Column::PasswordHash, Expr::value(Option::<String>::None))
+            .col_expr(
+                Column::ReferralCodeUsed,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(Column::Id.eq(id.as_uuid()))
+            .filter(Column::DeletedAt.is_null())
+            .exec(self.conn)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(DomainError::NotFound { entity: "customer" }.into());
+        }
+        Ok(())
+    }
+}
+
+/// `LOWER(email) LIKE %text% OR LOWER(username) LIKE %text%`, or the exact Telegram id when `text` is a
+/// number; the same SQL on PostgreSQL and SQLite (whose `LIKE` has no default escape character).
+fn text_matches(text: &str) -> Condition {
+    let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+    let like = |column: Column| {
+        Expr::expr(Func::lower(Expr::col((Entity, column))))
+            .like(LikeExpr::new(pattern.clone()).escape('\\'))
+    };
+    let mut any = Condition::any()
+        .add(like(Column::Email))
+        .add(like(Column::Username));
+    if text.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(id) = text.parse::<i64>()
+    {
+        any = any.add(Column::TelegramId.eq(id));
+    }
+    any
+}
+
+/// Escapes `LIKE` wildcards so user input matches literally.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+impl TryFrom<customer::Model> for CustomerRecord {
+    type Error = DbError;
+
+    fn try_from(mut m: customer::Model) -> Result<Self, DbError> {
+        let referral_code_used = m.referral_code_used.take();
+        Ok(Self {
+            customer: m.try_into()?,
+            referral_code_used,
+        })
+    }
 }
 
 fn to_active(c: &Customer) -> customer::ActiveModel {
@@ -163,5 +347,16 @@ impl TryFrom<customer::Model> for Customer {
             created_at: m.created_at,
             updated_at: m.updated_at,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_wildcards_in_input_are_escaped() {
+        assert_eq!(escape_like("neo"), "neo");
+        assert_eq!(escape_like("100%_x\\y"), "100\\%\\_x\\\\y");
     }
 }

@@ -3,10 +3,14 @@
 
 use chrono::Duration;
 use chrono::Utc;
-use cybervpn_db::{Db, DbError, Rotation};
+use cybervpn_db::{
+    ActiveValue::Set, Audit, AuditEntry, CustomerSearch, Customers, Db, DbError, EntityTrait,
+    Plans, Rotation, TransactionTrait, entity,
+};
 use cybervpn_domain::{
-    Currency, CustomerId, DomainError, Email, Language, Money, NewCustomer, Payment, PaymentId,
-    PaymentProvider, PaymentStatus, Principal, TelegramId, Username,
+    Currency, CustomerId, CustomerStatus, DomainError, Email, Language, Money, NewCustomer,
+    Payment, PaymentId, PaymentProvider, PaymentStatus, Plan, PlanDuration, PlanId, Principal,
+    StaffId, TelegramId, TrafficLimit, Username,
 };
 use cybervpn_testkit::{Backend, TestDb, on_both_backends};
 
@@ -16,6 +20,10 @@ on_both_backends!(
     customers_are_unique_per_email_and_telegram_id,
     payments_are_unique_per_provider_payment_id,
     seeded_catalogue_round_trips,
+    customer_search_matches_text_status_and_subscriptions,
+    soft_delete_scrubs_personal_data_once,
+    plans_are_created_and_updated_with_their_prices,
+    an_uncommitted_change_leaves_no_trace,
 );
 
 async fn open(backend: Backend) -> (TestDb, Db) {
@@ -287,4 +295,282 @@ async fn totp_steps_and_backup_codes_are_accepted_at_most_once(backend: Backend)
     tf.remove(me).await.unwrap();
     assert_eq!(tf.get(me).await.unwrap(), None);
     assert!(!tf.use_backup_code(me, "b2", now).await.unwrap());
+}
+
+fn named(email: Option<&str>, telegram: Option<i64>, username: &str) -> NewCustomer {
+    NewCustomer::new(
+        email.map(|e| Email::parse(e).unwrap()),
+        telegram.map(|t| TelegramId::new(t).unwrap()),
+        Username::parse(username).unwrap(),
+        Language::En,
+    )
+    .unwrap()
+}
+
+async fn subscribe(db: &Db, customer: CustomerId, plan: PlanId, expires: chrono::DateTime<Utc>) {
+    let now = Utc::now();
+    entity::subscription::Entity::insert(entity::subscription::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        customer_id: Set(customer.as_uuid()),
+        plan_id: Set(Some(plan.as_uuid())),
+        status: Set("active".to_owned()),
+        expires_at: Set(expires),
+        traffic_used_bytes: Set(0),
+        traffic_limit_bytes: Set(None),
+        panel_user_id: Set(None),
+        panel_short_uuid: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(db.conn())
+    .await
+    .unwrap();
+}
+
+async fn customer_search_matches_text_status_and_subscriptions(backend: Backend) {
+    let (_guard, db) = open(backend).await;
+    let now = Utc::now();
+    let customers = db.customers();
+    let neo = customers
+        .create(named(Some("neo@matrix.io"), None, "The_One"), now)
+        .await
+        .unwrap();
+    let trinity = customers
+        .create(named(Some("trinity@matrix.io"), Some(4242), "trin"), now)
+        .await
+        .unwrap();
+    let morpheus = customers
+        .create(named(Some("m.100%@zion.io"), None, "captain"), now)
+        .await
+        .unwrap();
+    let found = |search: CustomerSearch| {
+        let db = db.clone();
+        async move {
+            db.customers()
+                .search(&search, None, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.customer.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let text = |t: &str| CustomerSearch {
+        text: Some(t.to_owned()),
+        ..CustomerSearch::default()
+    };
+
+    assert_eq!(
+        found(CustomerSearch::default()).await,
+        [morpheus.id, trinity.id, neo.id],
+        "newest first"
+    );
+    assert_eq!(found(text("MATRIX")).await, [trinity.id, neo.id]);
+    assert_eq!(found(text("the_one")).await, [neo.id]);
+    assert_eq!(found(text("4242")).await, [trinity.id]);
+    assert_eq!(found(text("100%")).await, [morpheus.id]);
+    assert!(
+        found(text("n_o")).await.is_empty(),
+        "`_` matches only itself"
+    );
+    assert_eq!(found(text("0%@z")).await, [morpheus.id]);
+    assert!(
+        found(text("n%o")).await.is_empty(),
+        "`%` matches only itself"
+    );
+
+    let mut banned = trinity.clone();
+    banned.status = CustomerStatus::Disabled;
+    customers.update(&banned).await.unwrap();
+    let status = |s| CustomerSearch {
+        status: Some(s),
+        ..CustomerSearch::default()
+    };
+    assert_eq!(found(status(CustomerStatus::Disabled)).await, [trinity.id]);
+    assert_eq!(found(status(CustomerStatus::Active)).await.len(), 2);
+
+    let plans = db.plans().list_active().await.unwrap();
+    subscribe(&db, neo.id, plans[0].id, now + Duration::days(2)).await;
+    subscribe(&db, trinity.id, plans[1].id, now + Duration::days(40)).await;
+    let subscribed = |plan: Option<PlanId>, days: Option<i64>| CustomerSearch {
+        plan_id: plan,
+        expiring_before: days.map(|d| now + Duration::days(d)),
+        ..CustomerSearch::default()
+    };
+    assert_eq!(found(subscribed(Some(plans[0].id), None)).await, [neo.id]);
+    assert_eq!(found(subscribed(None, Some(7))).await, [neo.id]);
+    assert_eq!(
+        found(subscribed(None, Some(70))).await,
+        [trinity.id, neo.id]
+    );
+    assert!(
+        found(subscribed(Some(plans[1].id), Some(7)))
+            .await
+            .is_empty()
+    );
+
+    // Keyset pages.
+    let first = customers
+        .search(&CustomerSearch::default(), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    let rest = customers
+        .search(&CustomerSearch::default(), Some(first[1].customer.id), 2)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].customer.id, neo.id);
+}
+
+async fn soft_delete_scrubs_personal_data_once(backend: Backend) {
+    let (_guard, db) = open(backend).await;
+    let now = Utc::now();
+    let customer = db
+        .customers()
+        .register(
+            named(Some("gone@example.com"), Some(777), "leaving"),
+            "hash".to_owned(),
+            Some("FRIEND".to_owned()),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        db.customers()
+            .record(customer.id)
+            .await
+            .unwrap()
+            .referral_code_used
+            .as_deref(),
+        Some("FRIEND")
+    );
+    db.customers().soft_delete(customer.id, now).await.unwrap();
+    let row = entity::customer::Entity::find_by_id(customer.id.as_uuid())
+        .one(db.conn())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.deleted_at.is_some());
+    assert_eq!(
+        (
+            row.email,
+            row.telegram_id,
+            row.password_hash,
+            row.referral_code_used
+        ),
+        (None, None, None, None)
+    );
+    let hex = customer.id.as_uuid().simple().to_string();
+    assert_eq!(row.username, format!("deleted_{}", &hex[24..]));
+    for result in [
+        db.customers().soft_delete(customer.id, now).await,
+        db.customers().record(customer.id).await.map(|_| ()),
+        db.customers().update(&customer).await,
+    ] {
+        assert!(
+            matches!(result, Err(DbError::Domain(DomainError::NotFound { .. }))),
+            "{result:?}"
+        );
+    }
+    // The email and Telegram id are free again.
+    db.customers()
+        .create(named(Some("gone@example.com"), Some(777), "back"), now)
+        .await
+        .unwrap();
+}
+
+async fn plans_are_created_and_updated_with_their_prices(backend: Backend) {
+    let (_guard, db) = open(backend).await;
+    let now = Utc::now();
+    let seeded = db.plans().list_active().await.unwrap();
+    let usd = |minor| Money::new(minor, Currency::Usd).unwrap();
+    let taken = Plan::new(
+        PlanId::new(),
+        seeded[0].tier,
+        seeded[0].duration,
+        vec![usd(1)],
+        TrafficLimit::Unlimited,
+        1,
+        true,
+        0,
+    )
+    .unwrap();
+    match db.plans().create(&taken, now).await {
+        Err(DbError::Domain(DomainError::Conflict { what })) => {
+            assert_eq!(what, "plan with this code");
+        }
+        other => panic!("expected a code conflict, got {other:?}"),
+    }
+
+    let txn = db.conn().begin().await.unwrap();
+    let mut plan = Plans::on(&txn).lock(seeded[0].id).await.unwrap();
+    plan.set_prices(vec![usd(250), Money::new(9, Currency::Xtr).unwrap()])
+        .unwrap();
+    plan.device_limit = 7;
+    plan.traffic_limit = TrafficLimit::Unlimited;
+    plan.is_active = false;
+    Plans::on(&txn).update(&plan, now).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(db.plans().get(plan.id).await.unwrap(), plan);
+    assert_eq!(db.plans().list_active().await.unwrap().len(), 15);
+    let all = db.plans().list_all().await.unwrap();
+    assert_eq!(all.len(), 16);
+    assert!(all.contains(&plan));
+
+    let too_many_devices = Plan::new(
+        plan.id,
+        plan.tier,
+        PlanDuration::Days30,
+        vec![usd(1)],
+        TrafficLimit::Unlimited,
+        40_000,
+        true,
+        0,
+    )
+    .unwrap();
+    assert!(matches!(
+        db.plans().update(&too_many_devices, now).await,
+        Err(DbError::Domain(DomainError::Invalid {
+            field: "device_limit",
+            ..
+        }))
+    ));
+}
+
+async fn an_uncommitted_change_leaves_no_trace(backend: Backend) {
+    let (_guard, db) = open(backend).await;
+    let now = Utc::now();
+    let customer = db
+        .customers()
+        .create(named(Some("atomic@example.com"), None, "atomic"), now)
+        .await
+        .unwrap();
+    {
+        let txn = db.conn().begin().await.unwrap();
+        let mut changed = Customers::on(&txn)
+            .lock(customer.id)
+            .await
+            .unwrap()
+            .customer;
+        changed.status = CustomerStatus::Disabled;
+        Customers::on(&txn).update(&changed).await.unwrap();
+        Audit::on(&txn)
+            .record(AuditEntry {
+                id: uuid::Uuid::now_v7(),
+                staff_id: StaffId::new(),
+                action: "customer.ban".to_owned(),
+                target_kind: "customer".to_owned(),
+                target_id: customer.id.to_string(),
+                before: None,
+                after: None,
+                request_id: Some("r1".to_owned()),
+                created_at: now,
+            })
+            .await
+            .unwrap();
+        // Dropped without a commit, as when a later step of the request fails.
+    }
+    assert_eq!(db.customers().get(customer.id).await.unwrap(), customer);
+    assert!(db.audit().list(None, 10).await.unwrap().is_empty());
 }

@@ -7,7 +7,7 @@ use chrono::Utc;
 use cybervpn_auth::{Audience, Claims, TokenError};
 use cybervpn_domain::{CustomerId, ErrorCode, Permission, Principal, StaffAccount, StaffId};
 
-use super::deny_key;
+use super::{deny_key, revoked_key};
 use crate::{error::ApiError, state::AppState};
 
 type Extracting<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
@@ -15,7 +15,6 @@ type Extracting<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
 /// A signed-in customer (customer-audience access token).
 pub(crate) struct CustomerAuth {
     pub(crate) id: CustomerId,
-    pub(crate) claims: Claims,
 }
 
 /// A signed-in customer or staff member, for routes both may use (2FA setup, sign-out).
@@ -27,7 +26,6 @@ pub(crate) struct AnyPrincipal {
 /// A signed-in, active staff member holding the permission `P` requires.
 pub(crate) struct Staff<P> {
     pub(crate) account: StaffAccount,
-    pub(crate) claims: Claims,
     _requirement: PhantomData<P>,
 }
 
@@ -64,7 +62,6 @@ pub(crate) mod perm {
         ViewStaff,
         ManageStaff,
         ViewAuditLog,
-        ManageSettings,
     );
 
     /// Any active staff member.
@@ -111,7 +108,12 @@ async fn verify(state: &AppState, token: &str, audiences: &[Audience]) -> Result
     for audience in audiences {
         match state.auth.keys.verify(token, *audience, now) {
             Ok(claims) => {
-                if state.auth.store.exists(&deny_key(&claims)).await? {
+                let principal = match claims.aud {
+                    Audience::Staff => Principal::Staff(StaffId::from_uuid(claims.sub)),
+                    _ => Principal::Customer(CustomerId::from_uuid(claims.sub)),
+                };
+                let revoked = [deny_key(&claims), revoked_key(principal)];
+                if state.auth.store.exists_any(&revoked).await? {
                     return Err(ApiError::new(
                         ErrorCode::TokenInvalid,
                         "the token has been revoked",
@@ -140,7 +142,6 @@ impl FromRequest for CustomerAuth {
             let claims = verify(&state, &token, &[Audience::Customer]).await?;
             Ok(Self {
                 id: CustomerId::from_uuid(claims.sub),
-                claims,
             })
         })
     }
@@ -178,13 +179,11 @@ impl<P: Requirement + 'static> FromRequest for Staff<P> {
             let claims = verify(&state, &token, &[Audience::Staff]).await?;
             // Role and status come from the database, so demotions and disabling apply at once.
             let account = active_staff(&state, StaffId::from_uuid(claims.sub)).await?;
-            if let Some(permission) = P::PERMISSION {
-                if !account.role.can(permission) {
-                    return Err(ApiError::new(
-                        ErrorCode::Forbidden,
-                        format!("this action requires the `{permission}` permission"),
-                    ));
-                }
+            if let Some(permission) = P::PERMISSION.filter(|p| !account.role.can(*p)) {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!("this action requires the `{permission}` permission"),
+                ));
             }
             if state.auth.config.staff_require_two_factor {
                 let enrolled = state
@@ -202,7 +201,6 @@ impl<P: Requirement + 'static> FromRequest for Staff<P> {
             }
             Ok(Self {
                 account,
-                claims,
                 _requirement: PhantomData,
             })
         })
@@ -227,4 +225,24 @@ async fn active_staff(state: &AppState, id: StaffId) -> Result<StaffAccount, Api
         ));
     }
     Ok(account)
+}
+
+/// A staff member holding `P`, then the request parts `T` (path, query, body): authorization is decided
+/// before anything else is parsed, so callers without the permission learn nothing about valid input.
+pub(crate) struct Authorized<P, T>(pub(crate) Staff<P>, pub(crate) T);
+
+impl<P: Requirement + 'static, T: FromRequest + 'static> FromRequest for Authorized<P, T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let staff = Staff::<P>::from_request(req, &mut Payload::None);
+        // Created now (it takes the payload) but only polled once authorization has passed.
+        let parts = T::from_request(req, payload);
+        Box::pin(async move {
+            let staff = staff.await?;
+            let parts = parts.await.map_err(Into::into)?;
+            Ok(Self(staff, parts))
+        })
+    }
 }

@@ -18,7 +18,7 @@ use cybervpn_kv::Store;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub(crate) use extract::{AnyPrincipal, CustomerAuth, Staff, perm, token_error};
+pub(crate) use extract::{AnyPrincipal, Authorized, CustomerAuth, Staff, perm, token_error};
 pub(crate) use keys::load_keys;
 pub(crate) use limits::{Limits, client_ip};
 
@@ -132,6 +132,28 @@ impl AuthState {
         }
         Ok(())
     }
+}
+
+impl AuthState {
+    /// Refuses every access token of `principal` already issued (ban, deletion) until they would expire.
+    pub(crate) async fn revoke_issued_tokens(&self, principal: Principal) -> Result<(), ApiError> {
+        let ttl = std::time::Duration::from_secs(self.config.access_token_ttl_secs + 1);
+        self.store
+            .set_expiring(&revoked_key(principal), ttl)
+            .await?;
+        Ok(())
+    }
+
+    /// Lifts [`Self::revoke_issued_tokens`] (unban).
+    pub(crate) async fn restore_tokens(&self, principal: Principal) -> Result<(), ApiError> {
+        self.store.delete(&revoked_key(principal)).await?;
+        Ok(())
+    }
+}
+
+/// Key marking every token of a principal as revoked.
+pub(crate) fn revoked_key(principal: Principal) -> String {
+    format!("revoked:{}:{}", principal.kind(), principal.id())
 }
 
 /// Deny-list key of a token.

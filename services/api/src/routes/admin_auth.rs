@@ -26,7 +26,7 @@ use crate::{
     )
 )]
 #[post("/admin/auth/login")]
-pub(crate) async fn login(
+pub(crate) async fn staff_login(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Json<LoginRequest>,
@@ -45,7 +45,7 @@ pub(crate) async fn login(
     )
 )]
 #[post("/admin/auth/login/2fa")]
-pub(crate) async fn login_two_factor(
+pub(crate) async fn staff_login_two_factor(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Json<TwoFactorLoginRequest>,
@@ -91,6 +91,6 @@ impl From<cybervpn_domain::StaffAccount> for StaffView {
     )
 )]
 #[get("/admin/auth/me")]
-pub(crate) async fn me(staff: Staff<perm::AnyRole>) -> web::Json<StaffView> {
+pub(crate) async fn staff_me(staff: Staff<perm::AnyRole>) -> web::Json<StaffView> {
     web::Json(staff.account.into())
 }

@@ -7,10 +7,14 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::error::ApiError;
 
 pub(crate) mod admin_auth;
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod health;
 pub(crate) mod plans;
+pub(crate) mod plans_admin;
+pub(crate) mod staff;
 pub(crate) mod two_factor;
+pub(crate) mod users;
 
 /// Registers every documented route.
 pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
@@ -32,9 +36,24 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(two_factor::enable)
                 .service(two_factor::verify)
                 .service(two_factor::disable)
-                .service(admin_auth::login)
-                .service(admin_auth::login_two_factor)
-                .service(admin_auth::me),
+                .service(admin_auth::staff_login)
+                .service(admin_auth::staff_login_two_factor)
+                .service(admin_auth::staff_me)
+                .service(users::list_customers)
+                .service(users::get_customer)
+                .service(users::update_customer)
+                .service(users::delete_customer)
+                .service(users::ban_customer)
+                .service(users::unban_customer)
+                .service(staff::list_staff)
+                .service(staff::create_staff)
+                .service(staff::update_staff)
+                .service(staff::reset_staff_two_factor)
+                .service(audit::list_audit_log)
+                .service(plans_admin::list_all_plans)
+                .service(plans_admin::create_plan)
+                .service(plans_admin::update_plan)
+                .service(plans_admin::deactivate_plan),
         );
 }
 

@@ -86,7 +86,7 @@ async fn unknown_routes_are_404_and_wrong_methods_are_405() {
             .headers()
             .get("allow")
             .map(|v| v.to_str().unwrap()),
-        Some("GET")
+        Some("GET, POST")
     );
     assert_problem(wrong_method, 405, "method_not_allowed").await;
 
@@ -115,8 +115,8 @@ async fn allow_lists_every_method_of_every_matching_route() {
         .unwrap();
     assert_eq!(
         response.headers().get("allow").map(|v| v.to_str().unwrap()),
-        Some("GET, POST"),
-        "`quote` takes POST and `{{id}}` takes GET"
+        Some("DELETE, GET, PATCH, POST"),
+        "`quote` takes POST and `{{id}}` takes GET, PATCH and DELETE"
     );
     assert_problem(response, 405, "method_not_allowed").await;
     app.stop().await;

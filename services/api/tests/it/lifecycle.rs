@@ -14,6 +14,9 @@ async fn service_refuses_an_unmigrated_database_unless_told_to_migrate() {
         dir.path().join("empty.db").display()
     )));
     config.api.workers = 1;
+    let (_, signing) = cybervpn_auth::TokenKeys::generate().unwrap();
+    config.auth.token_signing_key = Some(Secret::new(signing));
+    config.auth.encryption_key = Some(Secret::new(cybervpn_auth::SecretBox::generate().1));
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let err = cybervpn_api::build(Arc::new(config.clone()), listener, Mode::Service)
@@ -102,4 +105,24 @@ fn migrate_subcommand_applies_migrations() {
         .expect("run again");
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("\"applied\":0"));
+}
+
+#[tokio::test]
+async fn service_refuses_to_start_without_signing_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.database.url = Some(Secret::new(format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("k.db").display()
+    )));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let err = cybervpn_api::build(Arc::new(config), listener, Mode::Service)
+        .await
+        .err()
+        .expect("keys are required");
+    assert!(err.to_string().contains("auth.token_signing_key"), "{err}");
+    assert!(
+        !dir.path().join("k.db").exists(),
+        "nothing is touched before the keys are known good"
+    );
 }

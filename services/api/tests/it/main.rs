@@ -5,6 +5,7 @@
     reason = "a failed step fails the test"
 )]
 
+mod admin;
 mod auth;
 mod errors;
 mod health;
