@@ -12,6 +12,10 @@
 # CARGO (default cargo).
 set -euo pipefail
 
+# The whole script is one `{ … }` block, so bash parses all of it before running any: editing this file
+# (or checking out another version) while a run is in progress cannot break that run.
+# shellcheck disable=SC2317  # (the final `exit` inside the block confuses shellcheck's reachability check)
+{
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
@@ -162,17 +166,49 @@ to_ms() {
   }'
 }
 
+# CPU clock ticks, as "machine_user_sys machine_total steal wrk server": the whole machine from /proc/stat
+# (user+nice+system; total adds idle, iowait, irq, softirq and steal), this shell's reaped children (wrk,
+# run in the foreground) and the server process.
+cpu_sample() {
+  local machine children server
+  machine="$(awk '/^cpu / { print $2 + $3 + $4, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9 }' /proc/stat)"
+  children="$(awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat")"
+  server="$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/${SERVER_PID}/stat")"
+  echo "$machine $children $server"
+}
+
+# Two cpu_sample outputs → "server 48% / wrk 45% / other 3% / steal 0%" (shares of the whole machine).
+cpu_shares() {
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    total = y[2] - x[2]; if (total <= 0) { print "?"; exit }
+    wrk = y[4] - x[4]; server = y[5] - x[5]; other = (y[1] - x[1]) - wrk - server; if (other < 0) other = 0
+    printf "server %.0f%% / wrk %.0f%% / other %.0f%% / steal %.0f%%", 100 * server / total, 100 * wrk / total,
+      100 * other / total, 100 * (y[3] - x[3]) / total
+  }'
+}
+
 ROWS=()
 NOTES=()
+NOISE=()
+CPU_LINES=()
 PLANS_RESULTS=()
 
 # Runs wrk against one endpoint and appends a table row. Args: scenario, base url, path, idle RSS KiB.
 run_wrk() {
-  local scenario="$1" base="$2" path="$3" idle_kib="$4" out rps p50 p99 non2xx sockerr after_kib
+  local scenario="$1" base="$2" path="$3" idle_kib="$4" out rps p50 p99 non2xx sockerr after_kib before shares other
   out="${WORK_DIR}/wrk-${scenario}-${path//\//_}.txt"
   log "wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} --latency ${base}${path}"
+  before="$(cpu_sample)"
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${base}${path}" | tee "$out" >&2
   kill -0 "$SERVER_PID" 2>/dev/null || die "the server died under load"
+  shares="$(cpu_shares "$before" "$(cpu_sample)")"
+  log "CPU during load: ${shares}"
+  CPU_LINES+=("${scenario} \`${path}\`: ${shares}")
+  other="$(sed -n 's/.*other \([0-9]*\)%.*/\1/p' <<<"$shares")"
+  if [ "${other:-0}" -ge 10 ]; then
+    NOISE+=("${scenario} ${path}: other processes took ${other}% of the machine's CPU during the run: numbers are noisy")
+  fi
   after_kib="$(rss_kib "$SERVER_PID")"
 
   rps="$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")"
@@ -190,6 +226,64 @@ run_wrk() {
   fi
 }
 
+AUTH_ROWS=()
+AUTH_VERDICTS=()
+
+# Sign-in under load (issue 3): login throughput against this machine's raw Argon2id rate, /auth/me with a
+# valid token, and /api/v1/plans latency while a login flood runs. Arg: base url.
+run_auth() {
+  local base="$1" email password token raw out login_rps login_p99 me_rps me_p50 me_p99 flood_p99 flood_rps
+  email="bench-${RANDOM}${RANDOM}@example.com"
+  password="bench passphrase ${RANDOM}${RANDOM}"
+  curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' \
+    -d "{\"email\":\"${email}\",\"password\":\"${password}\"}" "${base}/api/v1/auth/register" \
+    || die "could not register the bench account"
+  token="$(curl -fsS -X POST -H 'Content-Type: application/json' \
+    -d "{\"email\":\"${email}\",\"password\":\"${password}\"}" "${base}/api/v1/auth/login" \
+    | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')"
+  [ -n "$token" ] || die "could not sign the bench account in"
+
+  log "raw Argon2id verification rate ($(nproc) threads, 10 s)"
+  raw="$(target/release/examples/hash_rate "$(nproc)" 10)"
+  log "raw Argon2id: ${raw} verifications/s"
+
+  out="${WORK_DIR}/wrk-login.txt"
+  log "wrk login flood: -t2 -c8 -d${DURATION}"
+  BENCH_EMAIL="$email" BENCH_PASSWORD="$password" \
+    wrk -t2 -c8 -d"$DURATION" --latency -s scripts/bench/login.lua "${base}/api/v1/auth/login" | tee "$out" >&2
+  login_rps="$(awk '/^Requests\/sec:/ { printf "%.1f", $2 }' "$out")"
+  login_p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
+  if grep -q 'Non-2xx' "$out"; then NOTES+=("postgres login flood: $(grep 'Non-2xx' "$out" | tr -s ' ')"); fi
+
+  out="${WORK_DIR}/wrk-me.txt"
+  log "wrk /api/v1/auth/me: -t${THREADS} -c${CONNECTIONS} -d${DURATION}"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer ${token}" \
+    "${base}/api/v1/auth/me" | tee "$out" >&2
+  me_rps="$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")"
+  me_p50="$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")"
+  me_p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
+  if grep -q 'Non-2xx' "$out"; then NOTES+=("postgres /auth/me: $(grep 'Non-2xx' "$out" | tr -s ' ')"); fi
+
+  log "GET /api/v1/plans while a login flood runs"
+  BENCH_EMAIL="$email" BENCH_PASSWORD="$password" \
+    wrk -t1 -c8 -d"$DURATION" -s scripts/bench/login.lua "${base}/api/v1/auth/login" >"${WORK_DIR}/wrk-flood.txt" &
+  local flood_pid=$!
+  out="${WORK_DIR}/wrk-plans-flood.txt"
+  wrk -t1 -c16 -d"$DURATION" --latency "${base}/api/v1/plans" | tee "$out" >&2
+  wait "$flood_pid" || true
+  flood_rps="$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")"
+  flood_p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
+
+  AUTH_ROWS+=("| raw Argon2id verify (m=19 MiB, t=2, p=1), $(nproc) threads | $(fmt_int "$raw") /s | — | — |")
+  AUTH_ROWS+=("| \`POST /api/v1/auth/login\` (wrk -c8) | ${login_rps} req/s | — | ${login_p99} ms |")
+  AUTH_ROWS+=("| \`GET /api/v1/auth/me\` (wrk -c${CONNECTIONS}) | $(fmt_int "$me_rps") req/s | ${me_p50} ms | ${me_p99} ms |")
+  AUTH_ROWS+=("| \`GET /api/v1/plans\` (wrk -c16) during a login flood | $(fmt_int "$flood_rps") req/s | — | ${flood_p99} ms |")
+  AUTH_VERDICTS+=("$(awk -v l="$login_rps" -v r="$raw" -v m="$me_rps" -v mp="$me_p99" -v fp="$flood_p99" 'BEGIN {
+    printf "login at %.0f%% of the raw Argon2id rate %s (target ≥ 90%%); /auth/me %s req/s (≥ 20,000) and p99 %s (≤ 5 ms); plans p99 during the flood %s (≤ 10 ms)",
+      100 * l / r, (l >= 0.9 * r ? "✅" : "❌"), (m >= 20000 ? "✅" : "❌"), (mp + 0 <= 5 ? "✅" : "❌"), (fp + 0 <= 10 ? "✅" : "❌")
+  }')")
+}
+
 run_scenario() {
   local scenario="$1" port="$2" base idle_kib
   base="http://127.0.0.1:${port}"
@@ -200,6 +294,7 @@ run_scenario() {
   for path in "${ENDPOINTS[@]}"; do
     run_wrk "$scenario" "$base" "$path" "$idle_kib"
   done
+  if [ "$scenario" = postgres ]; then run_auth "$base"; fi
   stop_server
 }
 
@@ -209,6 +304,8 @@ bash scripts/services.sh
 
 log "building the release binaries"
 "$CARGO" build --release --bin cybervpn --bin cybervpn-api
+# Separately: the example pulls dev-dependencies, whose features would otherwise rebuild the binaries.
+"$CARGO" build --release --example hash_rate
 
 # Scenario A: standalone on SQLite.
 PORT="$(free_port)"
@@ -241,6 +338,8 @@ start_server "${WORK_DIR}/api.log" \
   DATABASE_URL="${PG_URL_BASE}/${DB_NAME}" \
   REDIS_URL="$REDIS_URL" \
   CYBERVPN_REDIS_KEY_PREFIX="$REDIS_PREFIX" \
+  CYBERVPN_AUTH_IP_REQUESTS_PER_MINUTE=100000000 \
+  CYBERVPN_AUTH_ACCOUNT_REQUESTS_PER_MINUTE=100000000 \
   CYBERVPN_API_LISTEN="127.0.0.1:${PORT}" \
   CYBERVPN_LOG_LEVEL=warn \
   target/release/cybervpn-api serve --migrate
@@ -291,7 +390,9 @@ Targets (on a 2-core machine):
 - idle RSS of the api ≤ 25 MB.
 
 wrk runs on the same machine as the server, so the numbers are a floor: the load generator takes a
-good share of the CPU.
+good share of the CPU. Each section lists how the CPU was shared during each load (server / wrk / other
+processes / hypervisor steal) and flags a run where other processes took 10 % or more as noisy: rerun it
+on a quiet machine before drawing conclusions.
 EOF
 fi
 
@@ -306,14 +407,26 @@ fi
   printf '\n| scenario | endpoint | req/s | p50 | p99 | idle RSS | RSS after load |\n'
   printf '| --- | --- | ---: | ---: | ---: | ---: | ---: |\n'
   printf '%s\n' "${ROWS[@]}"
-  printf '\n'
+  printf '\n- CPU share of the whole machine during each load (server / wrk / other processes / hypervisor steal):\n'
+  for line in "${CPU_LINES[@]}"; do printf -- '  - %s\n' "$line"; done
   for verdict in "${verdicts[@]}"; do printf -- '- `GET /api/v1/plans`, %s\n' "$verdict"; done
   if ((${#NOTES[@]})); then
     for note in "${NOTES[@]}"; do printf -- '- ⚠️ %s\n' "$note"; done
   else
     printf -- '- No non-2xx responses and no socket errors.\n'
   fi
+  if ((${#NOISE[@]})); then
+    for note in "${NOISE[@]}"; do printf -- '- ⚠️ %s\n' "$note"; done
+  fi
+  if ((${#AUTH_ROWS[@]})); then
+    printf '\nSign-in (postgres scenario; rate limits raised so the flood measures hashing, not the limiter):\n\n'
+    printf '| measurement | throughput | p50 | p99 |\n| --- | ---: | ---: | ---: |\n'
+    printf '%s\n' "${AUTH_ROWS[@]}"
+    for verdict in "${AUTH_VERDICTS[@]}"; do printf -- '- %s\n' "$verdict"; done
+  fi
 } >>"$RESULTS_MD"
 
 log "results appended to ${RESULTS_MD}:"
 awk '/^## / { section = "" } { section = section $0 "\n" } END { printf "%s", section }' "$RESULTS_MD" >&2
+exit 0
+}

@@ -242,31 +242,80 @@ impl PasswordHasher {
         }
     }
 
-    /// [`Self::hash`] on tokio's blocking pool.
+    /// [`Self::hash`] on the hashing pool.
     pub async fn hash_blocking(self: &Arc<Self>, password: Password) -> Result<String, HashError> {
         let hasher = Arc::clone(self);
-        tokio::task::spawn_blocking(move || hasher.hash(&password))
-            .await
-            .map_err(|e| HashError::Internal(e.to_string()))?
+        pool::run(move || hasher.hash(&password)).await?
     }
 
-    /// [`Self::verify`] on tokio's blocking pool.
+    /// [`Self::verify`] on the hashing pool.
     pub async fn verify_blocking(
         self: &Arc<Self>,
         password: Password,
         phc: String,
     ) -> Result<Verification, HashError> {
         let hasher = Arc::clone(self);
-        tokio::task::spawn_blocking(move || hasher.verify(&password, &phc))
-            .await
-            .map_err(|e| HashError::Internal(e.to_string()))?
+        pool::run(move || hasher.verify(&password, &phc)).await?
     }
 
-    /// [`Self::verify_dummy`] on tokio's blocking pool.
+    /// [`Self::verify_dummy`] on the hashing pool.
     pub async fn verify_dummy_blocking(self: &Arc<Self>, password: Password) {
         let hasher = Arc::clone(self);
         // Nothing to report: the call exists only to spend the time.
-        let _ = tokio::task::spawn_blocking(move || hasher.verify_dummy(&password)).await;
+        let _ = pool::run(move || hasher.verify_dummy(&password)).await;
+    }
+}
+
+/// The threads that hash passwords: one per core, at the lowest scheduling priority, so a sign-in flood uses
+/// idle CPU but never delays request handling (which runs at normal priority on its own threads).
+mod pool {
+    use std::sync::{
+        LazyLock, Mutex, PoisonError,
+        mpsc::{Receiver, Sender, channel},
+    };
+
+    use super::HashError;
+
+    type Job = Box<dyn FnOnce() + Send>;
+
+    static POOL: LazyLock<Sender<Job>> = LazyLock::new(|| {
+        let (jobs, queue) = channel::<Job>();
+        let queue = std::sync::Arc::new(Mutex::new(queue));
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        for index in 0..threads {
+            let queue = std::sync::Arc::clone(&queue);
+            // A pool that cannot start a thread runs with fewer; `run` fails only if it has none.
+            let _ = std::thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || work(&queue));
+        }
+        jobs
+    });
+
+    fn work(queue: &Mutex<Receiver<Job>>) {
+        // Lowering one's own priority needs no privilege; if the OS refuses, hash at normal priority.
+        let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+        loop {
+            let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+            match job {
+                Ok(job) => job(),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Runs `f` on a pool thread and waits for its result without blocking the async runtime.
+    pub(super) async fn run<T: Send + 'static>(
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        POOL.send(Box::new(move || {
+            let _ = done.send(f());
+        }))
+        .map_err(|_| HashError::Internal("the hashing pool has stopped".to_owned()))?;
+        result
+            .await
+            .map_err(|_| HashError::Internal("a hashing job was dropped".to_owned()))
     }
 }
 
@@ -280,6 +329,34 @@ mod tests {
 
     fn pw(s: &str) -> Password {
         Password::for_login(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn pool_runs_jobs_on_low_priority_hashing_threads() {
+        let hasher = Arc::new(cheap());
+        let hash = hasher.hash_blocking(pw("correct horse")).await.unwrap();
+        assert!(matches!(
+            hasher
+                .verify_blocking(pw("correct horse"), hash)
+                .await
+                .unwrap(),
+            Verification::Valid { .. }
+        ));
+        let thread = pool::run(|| std::thread::current().name().map(str::to_owned))
+            .await
+            .unwrap();
+        assert!(thread.is_some_and(|name| name.starts_with("argon2-")));
+        #[cfg(target_os = "linux")]
+        {
+            // Field 19 of /proc/thread-self/stat is the thread's nice value.
+            let stat = pool::run(|| std::fs::read_to_string("/proc/thread-self/stat"))
+                .await
+                .unwrap()
+                .unwrap();
+            let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+            let nice: i32 = after_name.split(' ').nth(16).unwrap().parse().unwrap();
+            assert_eq!(nice, 19, "hashing yields to request handling");
+        }
     }
 
     #[test]

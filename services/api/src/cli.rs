@@ -109,6 +109,9 @@ fn apply_mode(config: &mut Config, mode: Mode, needs_database: bool) -> anyhow::
             if config.redis.url.take().is_some() {
                 tracing::warn!("standalone mode ignores redis.url: it keeps its state in-process");
             }
+            // SQLite has one writer; a few connections serve reads, and each costs page cache.
+            config.database.max_connections = config.database.max_connections.min(4);
+            config.database.min_connections = config.database.min_connections.min(1);
         }
         Mode::Service => anyhow::ensure!(
             config.database.url.is_some() || !needs_database,

@@ -34,6 +34,9 @@ pub use openapi::openapi;
 
 use crate::{error::ApiError, routes::RouteTable, state::AppState};
 
+/// How long `GET /auth/me` may serve a profile from memory.
+const PROFILE_TTL: Duration = Duration::from_secs(2);
+
 /// How a process runs the api.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -136,11 +139,13 @@ pub async fn build(
         plans: state::CachedBody::new(Duration::from_secs(config.api.plans_cache_ttl_secs)),
         auth: auth::AuthState {
             keys,
+            verified: auth::VerifiedTokens::default(),
             secret_box,
             hasher: Arc::new(hasher),
             store,
             config: config.auth.clone(),
         },
+        profiles: state::TtlCache::new(PROFILE_TTL, 4096),
         config: Arc::clone(&config),
     });
     let doc = openapi();

@@ -25,44 +25,131 @@ pub(crate) struct AppState {
     pub(crate) plans: CachedBody,
     /// Keys, password hasher and shared state for authentication.
     pub(crate) auth: crate::auth::AuthState,
+    /// Serialized customer profiles for `GET /auth/me`, which mobile apps poll.
+    pub(crate) profiles: TtlCache<cybervpn_domain::CustomerId, Bytes>,
+}
+
+/// A small map whose entries expire after a fixed time; bounded, it starts over when full.
+pub(crate) struct TtlCache<K, V> {
+    ttl: Duration,
+    capacity: usize,
+    entries: std::sync::Mutex<std::collections::HashMap<K, (Instant, V)>>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> TtlCache<K, V> {
+    /// An empty cache.
+    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            capacity,
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<K, (Instant, V)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The value stored under `key` within the last TTL.
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
+        self.lock()
+            .get(key)
+            .filter(|(stored, _)| stored.elapsed() < self.ttl)
+            .map(|(_, value)| value.clone())
+    }
+
+    /// Stores `value` under `key`.
+    pub(crate) fn put(&self, key: K, value: V) {
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+
+    /// Drops the entry for `key` (after it changed).
+    pub(crate) fn forget(&self, key: &K) {
+        self.lock().remove(key);
+    }
 }
 
 /// A response body computed rarely and served often, refreshed after a time-to-live.
 ///
-/// Every api replica refreshes on its own, so a catalogue change is visible everywhere within one TTL.
+/// One request at a time recomputes an expired body while the others keep serving the previous one, so an
+/// expiry never sends every in-flight request to the database at once. `clear` (after an admin change)
+/// drops the body at once; other api replicas catch up within one TTL.
 pub(crate) struct CachedBody {
     ttl: Duration,
-    slot: RwLock<Option<(Instant, Bytes)>>,
+    slot: RwLock<Slot>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Slot {
+    body: Option<(Instant, Bytes)>,
+    /// Bumped by `clear`, so a refresh that read the old catalogue cannot store it afterwards.
+    generation: u64,
 }
 
 impl CachedBody {
     /// An empty cache whose entries live for `ttl` (zero disables caching).
-    pub(crate) const fn new(ttl: Duration) -> Self {
+    pub(crate) fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            slot: RwLock::new(None),
+            slot: RwLock::new(Slot::default()),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The cached body if still fresh.
-    pub(crate) fn get(&self) -> Option<Bytes> {
-        let slot = self.slot.read().ok()?;
-        slot.as_ref()
-            .filter(|(stored, _)| stored.elapsed() < self.ttl)
-            .map(|(_, body)| body.clone())
+    /// The body: fresh from cache, stale while another request refreshes it, or recomputed by `refresh`.
+    pub(crate) async fn get_or_refresh<F, Fut, E>(&self, refresh: F) -> Result<Bytes, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, E>>,
+    {
+        let (current, generation) = self.snapshot();
+        if let Some((stored, body)) = &current
+            && stored.elapsed() < self.ttl
+        {
+            return Ok(body.clone());
+        }
+        let _guard = match (self.refreshing.try_lock(), current) {
+            (Ok(guard), _) => guard,
+            // Someone is refreshing: the previous body is good enough meanwhile.
+            (Err(_), Some((_, body))) => return Ok(body.clone()),
+            (Err(_), None) => self.refreshing.lock().await,
+        };
+        // Whoever held the lock before us may have just refreshed it.
+        if let (Some((stored, body)), now_generation) = self.snapshot()
+            && stored.elapsed() < self.ttl
+            && now_generation == generation
+        {
+            return Ok(body);
+        }
+        let generation = self.snapshot().1;
+        let body = refresh().await?;
+        if let Ok(mut slot) = self.slot.write()
+            && slot.generation == generation
+        {
+            slot.body = Some((Instant::now(), body.clone()));
+        }
+        Ok(body)
     }
 
-    /// Stores a freshly computed body.
-    pub(crate) fn put(&self, body: Bytes) {
-        if let Ok(mut slot) = self.slot.write() {
-            *slot = Some((Instant::now(), body));
-        }
+    fn snapshot(&self) -> (Option<(Instant, Bytes)>, u64) {
+        self.slot
+            .read()
+            .map(|slot| (slot.body.clone(), slot.generation))
+            .unwrap_or_default()
     }
 
     /// Drops the cached body, so the next request recomputes it (after the catalogue changed).
     pub(crate) fn clear(&self) {
         if let Ok(mut slot) = self.slot.write() {
-            *slot = None;
+            slot.body = None;
+            slot.generation += 1;
         }
     }
 
@@ -76,15 +163,114 @@ impl CachedBody {
 mod tests {
     use super::*;
 
-    #[test]
-    fn entries_expire_after_the_ttl() {
-        let cache = CachedBody::new(Duration::from_millis(0));
-        cache.put(Bytes::from_static(b"x"));
-        assert_eq!(cache.get(), None, "a zero TTL never serves from cache");
+    fn body(text: &'static str) -> Result<Bytes, ()> {
+        Ok(Bytes::from_static(text.as_bytes()))
+    }
 
+    #[test]
+    fn ttl_cache_expires_forgets_and_stays_bounded() {
+        let cache = TtlCache::new(Duration::from_secs(60), 2);
+        cache.put(1, "a");
+        assert_eq!(cache.get(&1), Some("a"));
+        cache.forget(&1);
+        assert_eq!(cache.get(&1), None);
+        cache.put(1, "a");
+        cache.put(2, "b");
+        cache.put(3, "c");
+        assert_eq!(cache.get(&3), Some("c"));
+        assert_eq!(cache.get(&1), None, "full: started over");
+
+        let expired = TtlCache::new(Duration::ZERO, 2);
+        expired.put(1, "a");
+        assert_eq!(expired.get(&1), None);
+    }
+
+    #[tokio::test]
+    async fn serves_fresh_bodies_and_recomputes_expired_ones() {
         let cache = CachedBody::new(Duration::from_secs(60));
-        assert_eq!(cache.get(), None);
-        cache.put(Bytes::from_static(b"x"));
-        assert_eq!(cache.get(), Some(Bytes::from_static(b"x")));
+        assert_eq!(
+            cache.get_or_refresh(|| async { body("a") }).await,
+            body("a")
+        );
+        assert_eq!(
+            cache.get_or_refresh(|| async { body("b") }).await,
+            body("a"),
+            "fresh: not recomputed"
+        );
+        cache.clear();
+        assert_eq!(
+            cache.get_or_refresh(|| async { body("c") }).await,
+            body("c")
+        );
+
+        let expiring = CachedBody::new(Duration::ZERO);
+        assert_eq!(
+            expiring.get_or_refresh(|| async { body("a") }).await,
+            body("a")
+        );
+        assert_eq!(
+            expiring.get_or_refresh(|| async { body("b") }).await,
+            body("b")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stale_body_is_served_while_another_request_refreshes() {
+        let cache = std::sync::Arc::new(CachedBody::new(Duration::ZERO));
+        cache
+            .get_or_refresh(|| async { body("old") })
+            .await
+            .unwrap();
+        let (started, wait) = tokio::sync::oneshot::channel::<()>();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let refresher = {
+            let cache = std::sync::Arc::clone(&cache);
+            tokio::spawn(async move {
+                cache
+                    .get_or_refresh(|| async move {
+                        let _ = started.send(());
+                        let _ = released.await;
+                        body("new")
+                    })
+                    .await
+            })
+        };
+        wait.await.unwrap();
+        assert_eq!(
+            cache.get_or_refresh(|| async { body("other") }).await,
+            body("old"),
+            "only one refresh at a time; the rest get the previous body"
+        );
+        release.send(()).unwrap();
+        assert_eq!(refresher.await.unwrap(), body("new"));
+    }
+
+    #[tokio::test]
+    async fn a_refresh_overtaken_by_clear_is_not_stored() {
+        let cache = std::sync::Arc::new(CachedBody::new(Duration::from_secs(60)));
+        let (started, wait) = tokio::sync::oneshot::channel::<()>();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let refresher = {
+            let cache = std::sync::Arc::clone(&cache);
+            tokio::spawn(async move {
+                cache
+                    .get_or_refresh(|| async move {
+                        let _ = started.send(());
+                        let _ = released.await;
+                        body("read before the change")
+                    })
+                    .await
+            })
+        };
+        wait.await.unwrap();
+        cache.clear();
+        release.send(()).unwrap();
+        refresher.await.unwrap().unwrap();
+        assert_eq!(
+            cache
+                .get_or_refresh(|| async { body("after the change") })
+                .await,
+            body("after the change")
+        );
     }
 }

@@ -104,9 +104,20 @@ pub(crate) fn token_error(err: TokenError) -> ApiError {
 /// Verifies the token for one of `audiences` (tried in order) and checks the deny-list.
 async fn verify(state: &AppState, token: &str, audiences: &[Audience]) -> Result<Claims, ApiError> {
     let now = Utc::now();
+    let token_hash = cybervpn_auth::hash_opaque_token(token);
     let mut last = TokenError::WrongAudience;
     for audience in audiences {
-        match state.auth.keys.verify(token, *audience, now) {
+        let verified = match state.auth.verified.get(&token_hash, *audience, now) {
+            Some(claims) => Ok(claims),
+            None => state
+                .auth
+                .keys
+                .verify(token, *audience, now)
+                .inspect(|claims| {
+                    state.auth.verified.put(token_hash.clone(), claims.clone());
+                }),
+        };
+        match verified {
             Ok(claims) => {
                 let principal = match claims.aud {
                     Audience::Staff => Principal::Staff(StaffId::from_uuid(claims.sub)),

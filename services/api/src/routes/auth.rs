@@ -646,13 +646,29 @@ pub(crate) async fn logout_all(
 pub(crate) async fn me(
     state: web::Data<AppState>,
     auth: CustomerAuth,
-) -> Result<web::Json<CustomerView>, ApiError> {
-    match state.db.customers().get(auth.id).await {
-        Ok(customer) => Ok(web::Json(customer.into())),
-        Err(cybervpn_db::DbError::Domain(DomainError::NotFound { .. })) => Err(ApiError::new(
-            ErrorCode::TokenInvalid,
-            "the account no longer exists",
-        )),
-        Err(err) => Err(err.into()),
-    }
+) -> Result<HttpResponse, ApiError> {
+    // Bans and deletions revoke the token itself, so a profile a second or two old is safe to serve.
+    let body = match state.profiles.get(&auth.id) {
+        Some(body) => body,
+        None => {
+            let customer = match state.db.customers().get(auth.id).await {
+                Ok(customer) => customer,
+                Err(cybervpn_db::DbError::Domain(DomainError::NotFound { .. })) => {
+                    return Err(ApiError::new(
+                        ErrorCode::TokenInvalid,
+                        "the account no longer exists",
+                    ));
+                }
+                Err(err) => return Err(err.into()),
+            };
+            let body = web::Bytes::from(
+                serde_json::to_vec(&CustomerView::from(customer)).map_err(ApiError::internal)?,
+            );
+            state.profiles.put(auth.id, body.clone());
+            body
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }

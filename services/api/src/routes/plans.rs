@@ -84,18 +84,18 @@ impl From<Plan> for PlanView {
 )]
 #[get("/plans")]
 pub(crate) async fn list_plans(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let body = match state.plans.get() {
-        Some(body) => body,
-        None => {
+    let body = state
+        .plans
+        .get_or_refresh(|| async {
             let plans = state.db.plans().list_active().await?;
             let list = PlanList {
                 plans: plans.into_iter().map(PlanView::from).collect(),
             };
-            let body = web::Bytes::from(serde_json::to_vec(&list).map_err(ApiError::internal)?);
-            state.plans.put(body.clone());
-            body
-        }
-    };
+            serde_json::to_vec(&list)
+                .map(web::Bytes::from)
+                .map_err(ApiError::internal)
+        })
+        .await?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .insert_header((

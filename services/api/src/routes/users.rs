@@ -312,6 +312,7 @@ pub(crate) async fn update_customer(
     };
     audit::record(&txn, &staff.account, &request, change, now).await?;
     audit::commit(txn).await?;
+    state.profiles.forget(&CustomerId::from_uuid(*id));
     Ok(web::Json(record.into()))
 }
 
@@ -354,6 +355,7 @@ pub(crate) async fn delete_customer(
     };
     audit::record(&txn, &staff.account, &request, change, now).await?;
     audit::commit(txn).await?;
+    state.profiles.forget(&id);
     // Access tokens already issued stop working too, not only refresh tokens.
     state
         .auth
@@ -520,6 +522,7 @@ async fn set_banned(
     };
     audit::record(&txn, staff, request, entry, now).await?;
     audit::commit(txn).await?;
+    state.profiles.forget(&id);
     if banned {
         state.auth.restore_tokens(Principal::Customer(id)).await?;
     } else {

@@ -834,3 +834,36 @@ async fn rotated_signing_keys_keep_old_tokens_valid_while_listed() {
     assert_problem(me(retired, token).await, 401, "token_invalid").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn profile_changes_by_staff_show_at_once_on_me() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let token = app.customer_token("profile@example.com").await;
+    let me: Value = app
+        .get_authed("/api/v1/auth/me", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let admin = app.staff_token(StaffRole::Admin).await;
+    let patched = app
+        .client
+        .patch(app.url(&format!("/api/v1/users/{}", me["id"].as_str().unwrap())))
+        .bearer_auth(&admin)
+        .json(&json!({"username": "renamed_by_support"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    let me: Value = app
+        .get_authed("/api/v1/auth/me", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["username"], "renamed_by_support",
+        "the cached profile was dropped"
+    );
+    app.stop().await;
+}

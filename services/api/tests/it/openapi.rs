@@ -9,7 +9,7 @@ fn committed_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json")
 }
 
-/// `docs/openapi.json` is the document the code generates; `make openapi` refreshes it.
+/// `docs/openapi.json` is the document the code generates; `make docs` refreshes it.
 #[test]
 fn openapi_document_matches_the_code() {
     let generated = cybervpn_api::openapi()
