@@ -304,7 +304,8 @@ bash scripts/services.sh
 
 log "building the release binaries"
 "$CARGO" build --release --bin cybervpn --bin cybervpn-api
-# Separately: the example pulls dev-dependencies, whose features would otherwise rebuild the binaries.
+# Separately, so the benchmarked binaries are the production build: the example's dev-dependencies would
+# otherwise change the features they are compiled with.
 "$CARGO" build --release --example hash_rate
 
 # Scenario A: standalone on SQLite.

@@ -60,10 +60,13 @@ impl AuthState {
             Principal::Customer(_) => Audience::Customer,
             Principal::Staff(_) => Audience::Staff,
         };
-        let ttl = Duration::seconds(secs(self.config.access_token_ttl_secs));
-        self.keys
-            .issue(&Claims::new(principal.id(), role, audience, now, ttl))
-            .map_err(ApiError::internal)
+        self.sign(
+            principal,
+            role,
+            audience,
+            self.config.access_token_ttl_secs,
+            now,
+        )
     }
 
     /// Signs the short-lived token that stands between a correct password and the 2FA code.
@@ -77,7 +80,24 @@ impl AuthState {
             Principal::Customer(_) => Audience::CustomerTwoFactor,
             Principal::Staff(_) => Audience::StaffTwoFactor,
         };
-        let ttl = Duration::seconds(secs(self.config.pending_token_ttl_secs));
+        self.sign(
+            principal,
+            role,
+            audience,
+            self.config.pending_token_ttl_secs,
+            now,
+        )
+    }
+
+    fn sign(
+        &self,
+        principal: Principal,
+        role: &str,
+        audience: Audience,
+        ttl_secs: u64,
+        now: DateTime<Utc>,
+    ) -> Result<String, ApiError> {
+        let ttl = Duration::seconds(secs(ttl_secs));
         self.keys
             .issue(&Claims::new(principal.id(), role, audience, now, ttl))
             .map_err(ApiError::internal)
