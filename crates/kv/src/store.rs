@@ -81,33 +81,68 @@ impl Store {
         }
     }
 
-    /// Whether `key` exists and has not expired.
-    pub async fn exists(&self, key: &str) -> Result<bool, KvError> {
+    /// Stores the integer `value` at `key` for `ttl`.
+    pub async fn set_number(&self, key: &str, value: i64, ttl: Duration) -> Result<(), KvError> {
         match self {
             Self::Redis(kv) => {
                 let mut conn = kv.connection().await?;
-                Ok(redis::cmd("EXISTS")
+                let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                redis::cmd("SET")
                     .arg(kv.key(key))
-                    .query_async::<u32>(&mut conn)
-                    .await?
-                    > 0)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(millis)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+                Ok(())
             }
-            Self::Memory(memory) => Ok(memory.read(key).is_some()),
+            Self::Memory(memory) => {
+                // Integers up to 2^53 (millisecond timestamps for millennia) are exact in an f64.
+                memory.write(key, ttl, |_| value as f64);
+                Ok(())
+            }
         }
     }
 
-    /// Whether any of `keys` exists, in one round trip.
-    pub async fn exists_any(&self, keys: &[String]) -> Result<bool, KvError> {
+    /// The integers stored at `keys` (absent, expired or non-numeric: `None`), in one round trip.
+    pub async fn numbers(&self, keys: &[String]) -> Result<Vec<Option<i64>>, KvError> {
         match self {
             Self::Redis(kv) => {
                 let mut conn = kv.connection().await?;
-                let mut command = redis::cmd("EXISTS");
+                let mut command = redis::cmd("MGET");
                 for key in keys {
                     command.arg(kv.key(key));
                 }
-                Ok(command.query_async::<u32>(&mut conn).await? > 0)
+                let values: Vec<Option<String>> = command.query_async(&mut conn).await?;
+                Ok(values
+                    .into_iter()
+                    .map(|v| v.and_then(|v| v.parse().ok()))
+                    .collect())
             }
-            Self::Memory(memory) => Ok(keys.iter().any(|key| memory.read(key).is_some())),
+            Self::Memory(memory) => Ok(keys
+                .iter()
+                .map(|key| memory.read(key).map(|(value, _)| value as i64))
+                .collect()),
+        }
+    }
+
+    /// Sets `key` for `ttl` only if it is absent; true for the one caller that set it.
+    pub async fn claim(&self, key: &str, ttl: Duration) -> Result<bool, KvError> {
+        match self {
+            Self::Redis(kv) => {
+                let mut conn = kv.connection().await?;
+                let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(kv.key(key))
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(set.is_some())
+            }
+            Self::Memory(memory) => Ok(memory.claim(key, ttl)),
         }
     }
 
@@ -213,6 +248,9 @@ struct Entry {
 /// Expired entries are swept once the map grows past this many keys.
 const SWEEP_THRESHOLD: usize = 10_000;
 
+/// Hard bound on live keys: past it the store starts over (limits reset, which errs towards availability).
+const MAX_KEYS: usize = 200_000;
+
 impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         // A panic while holding the lock leaves plain data behind; keep serving it.
@@ -276,6 +314,24 @@ impl MemoryStore {
         }
     }
 
+    fn claim(&self, key: &str, ttl: Duration) -> bool {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        sweep(&mut entries, now);
+        if entries.get(key).is_some_and(|e| e.expires_at > now) {
+            return false;
+        }
+        entries.insert(
+            key.to_owned(),
+            Entry {
+                value: 1.0,
+                stamp: now,
+                expires_at: now + ttl,
+            },
+        );
+        true
+    }
+
     fn remove(&self, key: &str) {
         self.lock().remove(key);
     }
@@ -312,6 +368,9 @@ impl MemoryStore {
 fn sweep(entries: &mut HashMap<String, Entry>, now: Instant) {
     if entries.len() > SWEEP_THRESHOLD {
         entries.retain(|_, e| e.expires_at > now);
+        if entries.len() > MAX_KEYS {
+            entries.clear();
+        }
     }
 }
 
@@ -363,27 +422,51 @@ mod tests {
                 .set_expiring("deny:a", Duration::from_millis(150))
                 .await
                 .unwrap();
-            assert!(store.exists("deny:a").await.unwrap(), "{name}");
-            assert!(!store.exists("deny:b").await.unwrap(), "{name}");
-            assert!(
-                store
-                    .exists_any(&["deny:b".to_owned(), "deny:a".to_owned()])
-                    .await
-                    .unwrap(),
-                "{name}"
-            );
-            assert!(
-                !store
-                    .exists_any(&["deny:b".to_owned(), "deny:c".to_owned()])
-                    .await
-                    .unwrap(),
-                "{name}"
-            );
+            let present = |store: &Store| {
+                let store = store.clone();
+                async move {
+                    store
+                        .numbers(&["deny:a".to_owned(), "deny:b".to_owned()])
+                        .await
+                        .unwrap()
+                }
+            };
+            assert_eq!(present(&store).await, vec![Some(1), None], "{name}");
             let left = store.time_to_live("deny:a").await.unwrap().unwrap();
             assert!(left <= Duration::from_millis(150), "{name}: {left:?}");
             tokio::time::sleep(Duration::from_millis(250)).await;
-            assert!(!store.exists("deny:a").await.unwrap(), "{name}");
+            assert_eq!(present(&store).await, vec![None, None], "{name}");
             assert_eq!(store.time_to_live("deny:a").await.unwrap(), None, "{name}");
+            cleanup(&store).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn numbers_and_claims() {
+        for (store, name) in stores().await {
+            let minute = Duration::from_secs(60);
+            store
+                .set_number("revoked", 1_700_000_000_123, minute)
+                .await
+                .unwrap();
+            store.set_expiring("flag", minute).await.unwrap();
+            assert_eq!(
+                store
+                    .numbers(&[
+                        "revoked".to_owned(),
+                        "flag".to_owned(),
+                        "missing".to_owned()
+                    ])
+                    .await
+                    .unwrap(),
+                vec![Some(1_700_000_000_123), Some(1), None],
+                "{name}"
+            );
+            assert!(store.claim("once", minute).await.unwrap(), "{name}");
+            assert!(
+                !store.claim("once", minute).await.unwrap(),
+                "{name}: second claim"
+            );
             cleanup(&store).await;
         }
     }

@@ -109,6 +109,10 @@ pub(crate) async fn edge(
     if hsts {
         headers.insert(header::STRICT_TRANSPORT_SECURITY, HSTS);
     }
+    // Tokens, codes and personal data must not sit in shared caches; cacheable routes say so themselves.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     Ok(response)
 }
 

@@ -76,7 +76,11 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| {
+            // The scheme is case-insensitive (RFC 7235).
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
         .map(|token| token.trim().to_owned())
         .filter(|token| !token.is_empty())
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "a bearer access token is required"))
@@ -123,8 +127,16 @@ async fn verify(state: &AppState, token: &str, audiences: &[Audience]) -> Result
                     Audience::Staff => Principal::Staff(StaffId::from_uuid(claims.sub)),
                     _ => Principal::Customer(CustomerId::from_uuid(claims.sub)),
                 };
-                let revoked = [deny_key(&claims), revoked_key(principal)];
-                if state.auth.store.exists_any(&revoked).await? {
+                let checks = state
+                    .auth
+                    .store
+                    .numbers(&[deny_key(&claims), revoked_key(principal)])
+                    .await?;
+                let denied = checks.first().is_some_and(Option::is_some);
+                let revoked_before = checks.get(1).copied().flatten();
+                if denied
+                    || revoked_before.is_some_and(|before| claims.iat.timestamp_millis() < before)
+                {
                     return Err(ApiError::new(
                         ErrorCode::TokenInvalid,
                         "the token has been revoked",

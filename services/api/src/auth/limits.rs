@@ -107,13 +107,47 @@ fn account_key(account: &str) -> String {
     hash_opaque_token(&account.to_lowercase())
 }
 
-/// The client's IP: the peer address, or the first `X-Forwarded-For` hop when a trusted proxy fronts us.
+/// The client's IP: the peer address, or — behind a trusted proxy — the address that proxy appended last to
+/// `X-Forwarded-For` (earlier entries come from the client and can be forged).
 pub(crate) fn client_ip(req: &HttpRequest, trust_forwarded: bool) -> String {
-    let info = req.connection_info();
-    let ip = if trust_forwarded {
-        info.realip_remote_addr()
-    } else {
-        info.peer_addr()
-    };
-    ip.map_or_else(|| "unknown".to_owned(), str::to_owned)
+    let forwarded = trust_forwarded
+        .then(|| {
+            req.headers()
+                .get_all("x-forwarded-for")
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(','))
+                .map(str::trim)
+                .filter(|hop| !hop.is_empty())
+                .last()
+                .map(str::to_owned)
+        })
+        .flatten();
+    forwarded
+        .or_else(|| req.peer_addr().map(|addr| addr.ip().to_string()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::client_ip;
+
+    #[test]
+    fn only_the_proxy_appended_hop_is_trusted() {
+        let req = TestRequest::default()
+            .peer_addr("10.0.0.2:1234".parse().unwrap())
+            .insert_header(("x-forwarded-for", "6.6.6.6, 203.0.113.7"))
+            .to_http_request();
+        assert_eq!(client_ip(&req, true), "203.0.113.7");
+        assert_eq!(
+            client_ip(&req, false),
+            "10.0.0.2",
+            "headers ignored unless trusted"
+        );
+        let direct = TestRequest::default()
+            .peer_addr("10.0.0.2:1234".parse().unwrap())
+            .to_http_request();
+        assert_eq!(client_ip(&direct, true), "10.0.0.2");
+    }
 }

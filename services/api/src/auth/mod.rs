@@ -157,18 +157,17 @@ impl AuthState {
 }
 
 impl AuthState {
-    /// Refuses every access token of `principal` already issued (ban, deletion) until they would expire.
-    pub(crate) async fn revoke_issued_tokens(&self, principal: Principal) -> Result<(), ApiError> {
+    /// Refuses every access token of `principal` issued before `now` (ban, deletion, sign-out everywhere);
+    /// tokens issued later are unaffected, so nothing needs undoing on unban.
+    pub(crate) async fn revoke_issued_tokens(
+        &self,
+        principal: Principal,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
         let ttl = std::time::Duration::from_secs(self.config.access_token_ttl_secs + 1);
         self.store
-            .set_expiring(&revoked_key(principal), ttl)
+            .set_number(&revoked_key(principal), now.timestamp_millis(), ttl)
             .await?;
-        Ok(())
-    }
-
-    /// Lifts [`Self::revoke_issued_tokens`] (unban).
-    pub(crate) async fn restore_tokens(&self, principal: Principal) -> Result<(), ApiError> {
-        self.store.delete(&revoked_key(principal)).await?;
         Ok(())
     }
 }
@@ -215,7 +214,7 @@ impl VerifiedTokens {
     }
 }
 
-/// Key marking every token of a principal as revoked.
+/// Key holding the time (ms) before which a principal's access tokens are revoked.
 pub(crate) fn revoked_key(principal: Principal) -> String {
     format!("revoked:{}:{}", principal.kind(), principal.id())
 }

@@ -426,17 +426,6 @@ pub(crate) async fn second_factor_login(
         .keys
         .verify(&body.pending_token, realm.pending_audience(), now)
         .map_err(crate::auth::token_error)?;
-    if state
-        .auth
-        .store
-        .exists(&crate::auth::deny_key(&claims))
-        .await?
-    {
-        return Err(ApiError::new(
-            ErrorCode::TokenInvalid,
-            "the pending token was already used",
-        ));
-    }
     let principal = match realm {
         Realm::Customer => Principal::Customer(cybervpn_domain::CustomerId::from_uuid(claims.sub)),
         Realm::Staff => Principal::Staff(StaffId::from_uuid(claims.sub)),
@@ -444,17 +433,56 @@ pub(crate) async fn second_factor_login(
     limits
         .per_account(&endpoint, &principal.id().to_string())
         .await?;
+    // One attempt per pending token, claimed atomically: a wrong code, a replay or a parallel request
+    // all need a new password step.
+    let left = (claims.exp - now).to_std().unwrap_or_default() + std::time::Duration::from_secs(1);
+    if !state
+        .auth
+        .store
+        .claim(&crate::auth::deny_key(&claims), left)
+        .await?
+    {
+        return Err(ApiError::new(
+            ErrorCode::TokenInvalid,
+            "the pending token was already used",
+        ));
+    }
     check_second_factor(state, principal, &body.code).await?;
-    state.auth.deny(&claims, now).await?;
+    // The account may have been disabled, or its role changed, since the password step.
+    let role = current_role(state, principal).await?;
     let pair = state
         .auth
-        .start_session(&state.db, principal, &claims.role, now)
+        .start_session(&state.db, principal, &role, now)
         .await?;
     Ok(web::Json(pair))
 }
 
 /// Accepts a current TOTP code (each at most once) or an unused backup code.
 pub(crate) async fn check_second_factor(
+    state: &AppState,
+    principal: Principal,
+    code: &str,
+) -> Result<(), ApiError> {
+    let limits = Limits::new(&state.auth);
+    let account = second_factor_account(principal);
+    limits.check_lock(&account).await?;
+    match verify_second_factor(state, principal, code).await {
+        Ok(()) => limits.clear_failures(&account).await,
+        Err(err) => {
+            if err.code() == ErrorCode::InvalidTwoFactorCode {
+                limits.record_failure(&account).await?;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Lockout key of an account's second factor (and of the password check that can replace it).
+pub(crate) fn second_factor_account(principal: Principal) -> String {
+    format!("2fa:{}:{}", principal.kind(), principal.id())
+}
+
+async fn verify_second_factor(
     state: &AppState,
     principal: Principal,
     code: &str,
@@ -492,6 +520,27 @@ pub(crate) async fn check_second_factor(
         return Ok(());
     }
     Err(wrong())
+}
+
+/// The role to put in a new access token, refusing disabled accounts (read fresh from the database).
+async fn current_role(state: &AppState, principal: Principal) -> Result<String, ApiError> {
+    let disabled = || ApiError::new(ErrorCode::AccountDisabled, "this account is disabled");
+    match principal {
+        Principal::Customer(id) => {
+            let customer = state.db.customers().get(id).await?;
+            if customer.status == CustomerStatus::Disabled {
+                return Err(disabled());
+            }
+            Ok("customer".to_owned())
+        }
+        Principal::Staff(id) => {
+            let staff = state.db.staff().get(id).await?;
+            if !staff.is_active {
+                return Err(disabled());
+            }
+            Ok(staff.role.as_str().to_owned())
+        }
+    }
 }
 
 /// Decrypts a stored TOTP secret.
@@ -560,28 +609,7 @@ pub(crate) async fn refresh(
             ));
         }
     };
-    let role = match principal {
-        Principal::Customer(id) => {
-            let customer = state.db.customers().get(id).await?;
-            if customer.status == CustomerStatus::Disabled {
-                return Err(ApiError::new(
-                    ErrorCode::AccountDisabled,
-                    "this account is disabled",
-                ));
-            }
-            "customer".to_owned()
-        }
-        Principal::Staff(id) => {
-            let staff = state.db.staff().get(id).await?;
-            if !staff.is_active {
-                return Err(ApiError::new(
-                    ErrorCode::AccountDisabled,
-                    "this account is disabled",
-                ));
-            }
-            staff.role.as_str().to_owned()
-        }
-    };
+    let role = current_role(&state, principal).await?;
     Ok(web::Json(state.auth.pair(principal, &role, next, now)?))
 }
 
@@ -599,10 +627,17 @@ pub(crate) async fn refresh(
 pub(crate) async fn logout(
     state: web::Data<AppState>,
     auth: AnyPrincipal,
-    body: Option<web::Json<LogoutRequest>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
-    if let Some(refresh_token) = body.and_then(|b| b.into_inner().refresh_token) {
+    // The body is optional, but when sent it must be right: a typo must not leave a session alive.
+    let request: LogoutRequest = if body.is_empty() {
+        LogoutRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|err| ApiError::invalid_field("refresh_token", err.to_string()))?
+    };
+    if let Some(refresh_token) = request.refresh_token {
         state
             .db
             .sessions()
@@ -629,7 +664,8 @@ pub(crate) async fn logout_all(
 ) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     state.db.sessions().revoke_all(auth.principal, now).await?;
-    state.auth.deny(&auth.claims, now).await?;
+    // Every device's access token, this one included, stops working too.
+    state.auth.revoke_issued_tokens(auth.principal, now).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,6 +1,6 @@
 //! TOTP enrolment for customers and staff: enable (secret + QR), verify (confirms, returns backup codes), disable.
 
-use actix_web::{HttpResponse, post, web};
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Utc;
 use cybervpn_auth::{Password, TotpSecret, Verification, totp};
 use cybervpn_domain::{ErrorCode, Principal};
@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
-    auth::{AnyPrincipal, Limits},
+    auth::{AnyPrincipal, Limits, client_ip},
     error::{ApiError, Problem},
-    routes::auth::{check_second_factor, open_secret},
+    routes::auth::{check_second_factor, open_secret, second_factor_account},
     state::AppState,
 };
 
@@ -108,10 +108,18 @@ async fn account_label(state: &AppState, principal: Principal) -> Result<String,
 #[post("/two-factor/verify")]
 pub(crate) async fn verify(
     state: web::Data<AppState>,
+    req: HttpRequest,
     auth: AnyPrincipal,
     body: web::Json<CodeRequest>,
 ) -> Result<web::Json<BackupCodes>, ApiError> {
-    Limits::new(&state.auth)
+    let limits = Limits::new(&state.auth);
+    limits
+        .per_ip(
+            "2fa-verify",
+            &client_ip(&req, state.config.api.trust_forwarded_headers),
+        )
+        .await?;
+    limits
         .per_account("2fa-verify", &auth.principal.id().to_string())
         .await?;
     let enrollment = state
@@ -167,10 +175,18 @@ pub(crate) async fn verify(
 #[post("/two-factor/disable")]
 pub(crate) async fn disable(
     state: web::Data<AppState>,
+    req: HttpRequest,
     auth: AnyPrincipal,
     body: web::Json<DisableRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    Limits::new(&state.auth)
+    let limits = Limits::new(&state.auth);
+    limits
+        .per_ip(
+            "2fa-disable",
+            &client_ip(&req, state.config.api.trust_forwarded_headers),
+        )
+        .await?;
+    limits
         .per_account("2fa-disable", &auth.principal.id().to_string())
         .await?;
     match body.into_inner() {
@@ -189,6 +205,9 @@ pub(crate) async fn disable(
                 Principal::Customer(id) => state.db.customers().password_hash(id).await?,
                 Principal::Staff(id) => state.db.staff().password_hash(id).await?,
             };
+            let limits = Limits::new(&state.auth);
+            let account = second_factor_account(auth.principal);
+            limits.check_lock(&account).await?;
             let valid = match hash {
                 Some(hash) => matches!(
                     state.auth.hasher.verify_blocking(password, hash).await?,
@@ -197,6 +216,7 @@ pub(crate) async fn disable(
                 None => false,
             };
             if !valid {
+                limits.record_failure(&account).await?;
                 return Err(ApiError::new(
                     ErrorCode::InvalidCredentials,
                     "the password is wrong",

@@ -16,6 +16,9 @@ use crate::{
     state::AppState,
 };
 
+/// Path and optional body of the ban route, extracted after authorization.
+type BanParts = (web::Path<uuid::Uuid>, web::Bytes);
+
 /// Path and body of the update route, extracted after authorization.
 type UpdateCustomerParts = (web::Path<uuid::Uuid>, web::Json<UpdateCustomerRequest>);
 
@@ -359,7 +362,7 @@ pub(crate) async fn delete_customer(
     // Access tokens already issued stop working too, not only refresh tokens.
     state
         .auth
-        .revoke_issued_tokens(Principal::Customer(id))
+        .revoke_issued_tokens(Principal::Customer(id), now)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -383,11 +386,11 @@ pub(crate) async fn delete_customer(
 )]
 #[post("/users/{id}/ban")]
 pub(crate) async fn ban_customer(
-    Authorized(staff, id): Authorized<perm::BanCustomers, web::Path<uuid::Uuid>>,
+    Authorized(staff, parts): Authorized<perm::BanCustomers, BanParts>,
     state: web::Data<AppState>,
     request: RequestTag,
-    body: web::Bytes,
 ) -> Result<web::Json<CustomerAdminView>, ApiError> {
+    let (id, body) = parts;
     let reason = ban_reason(&body)?;
     let change = StatusChange {
         action: "customer.ban",
@@ -523,12 +526,10 @@ async fn set_banned(
     audit::record(&txn, staff, request, entry, now).await?;
     audit::commit(txn).await?;
     state.profiles.forget(&id);
-    if banned {
-        state.auth.restore_tokens(Principal::Customer(id)).await?;
-    } else {
+    if !banned {
         state
             .auth
-            .revoke_issued_tokens(Principal::Customer(id))
+            .revoke_issued_tokens(Principal::Customer(id), now)
             .await?;
     }
     Ok(web::Json(record.into()))

@@ -366,7 +366,7 @@ async fn two_factor_enrolment_login_and_replay(backend: Backend) {
     )
     .await;
 
-    // The code that confirmed enrolment is spent: replay refused.
+    // The code that confirmed enrolment is spent: replay refused, and the pending token with it.
     let replay = app
         .post_json(
             "/api/v1/auth/login/2fa",
@@ -374,9 +374,17 @@ async fn two_factor_enrolment_login_and_replay(backend: Backend) {
         )
         .await;
     assert_problem(replay, 401, "invalid_two_factor_code").await;
-
-    // The next step's code is inside the ±1 window, accepted once.
     let next = code_at(uri, now + chrono::Duration::seconds(30));
+    let burned = app
+        .post_json(
+            "/api/v1/auth/login/2fa",
+            &json!({"pending_token": pending, "code": next}),
+        )
+        .await;
+    assert_problem(burned, 401, "token_invalid").await;
+
+    // A fresh password step; the next step's code is inside the ±1 window and accepted once.
+    let pending = challenge_for(&app, &password).await;
     let ok = app
         .post_json(
             "/api/v1/auth/login/2fa",
@@ -391,22 +399,7 @@ async fn two_factor_enrolment_login_and_replay(backend: Backend) {
             .status(),
         200
     );
-    let pending_again = app
-        .post_json(
-            "/api/v1/auth/login/2fa",
-            &json!({"pending_token": pending, "code": next}),
-        )
-        .await;
-    assert_problem(pending_again, 401, "token_invalid").await;
-
-    // Backup codes work once each.
-    let challenge: Value = app
-        .login("/api/v1/auth/login", "totp@example.com", &password)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let pending = challenge["pending_token"].as_str().unwrap();
+    let pending = challenge_for(&app, &password).await;
     let replayed_totp = app
         .post_json(
             "/api/v1/auth/login/2fa",
@@ -414,6 +407,9 @@ async fn two_factor_enrolment_login_and_replay(backend: Backend) {
         )
         .await;
     assert_problem(replayed_totp, 401, "invalid_two_factor_code").await;
+
+    // Backup codes work once each.
+    let pending = challenge_for(&app, &password).await;
     let with_backup = app
         .post_json(
             "/api/v1/auth/login/2fa",
@@ -421,16 +417,11 @@ async fn two_factor_enrolment_login_and_replay(backend: Backend) {
         )
         .await;
     assert_eq!(with_backup.status(), 200);
-    let challenge: Value = app
-        .login("/api/v1/auth/login", "totp@example.com", &password)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let pending = challenge_for(&app, &password).await;
     let backup_again = app
         .post_json(
             "/api/v1/auth/login/2fa",
-            &json!({"pending_token": challenge["pending_token"], "code": backup[0]}),
+            &json!({"pending_token": pending, "code": backup[0]}),
         )
         .await;
     assert_problem(backup_again, 401, "invalid_two_factor_code").await;
@@ -464,6 +455,17 @@ async fn two_factor_enrolment_login_and_replay(backend: Backend) {
         .unwrap();
     assert!(plain["access_token"].is_string(), "{plain}");
     app.stop().await;
+}
+
+async fn challenge_for(app: &TestApp, password: &str) -> String {
+    let challenge: Value = app
+        .login("/api/v1/auth/login", "totp@example.com", password)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(challenge["two_factor_required"], true);
+    challenge["pending_token"].as_str().unwrap().to_owned()
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {
@@ -577,6 +579,13 @@ async fn logout_all_ends_every_session(backend: Backend) {
         .await;
     assert_eq!(response.status(), 204);
     for pair in &pairs {
+        assert_problem(
+            app.get_authed("/api/v1/auth/me", pair["access_token"].as_str().unwrap())
+                .await,
+            401,
+            "token_invalid",
+        )
+        .await;
         let refresh = app
             .post_json(
                 "/api/v1/auth/refresh",
@@ -585,6 +594,19 @@ async fn logout_all_ends_every_session(backend: Backend) {
             .await;
         assert_problem(refresh, 401, "refresh_token_reused").await;
     }
+    // Signing in again afterwards works: only tokens issued before the sign-out are revoked.
+    let pair: Value = app
+        .login("/api/v1/auth/login", "many@example.com", &password)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        app.get_authed("/api/v1/auth/me", pair["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
     app.stop().await;
 }
 
@@ -607,7 +629,7 @@ async fn changed_argon2_parameters_rehash_on_login(backend: Backend) {
         "{before}"
     );
 
-    let (stronger, _handle) = app.sibling(|c| c.auth.argon2_iterations = 3).await;
+    let stronger = app.sibling(|c| c.auth.argon2_iterations = 3).await;
     let response = app
         .client
         .post(format!("{stronger}/api/v1/auth/login"))
@@ -634,7 +656,7 @@ async fn changed_argon2_parameters_rehash_on_login(backend: Backend) {
 #[tokio::test]
 async fn two_api_instances_sharing_redis_see_the_same_revocation() {
     let app = TestApp::spawn(Backend::Postgres).await;
-    let (other, _handle) = app.sibling(|_| {}).await;
+    let other = app.sibling(|_| {}).await;
     let password = app.register("shared@example.com").await;
     let pair: Value = app
         .login("/api/v1/auth/login", "shared@example.com", &password)
@@ -799,7 +821,7 @@ async fn rotated_signing_keys_keep_old_tokens_valid_while_listed() {
         }
     };
     // Rotation step 1: new signing key, old public key still accepted.
-    let (rotated, _h1) = app
+    let rotated = app
         .sibling(|c| {
             c.auth.token_signing_key = Some(cybervpn_config::Secret::new(new_secret.clone()));
             c.auth.previous_public_keys = vec![old_public.clone()];
@@ -825,7 +847,7 @@ async fn rotated_signing_keys_keep_old_tokens_valid_while_listed() {
     assert_problem(me(app.base.clone(), fresh).await, 401, "token_invalid").await;
 
     // Step 2: the old key is dropped; its tokens stop working.
-    let (retired, _h2) = app
+    let retired = app
         .sibling(|c| {
             c.auth.token_signing_key = Some(cybervpn_config::Secret::new(new_secret.clone()));
             c.auth.previous_public_keys = Vec::new();
@@ -865,5 +887,102 @@ async fn profile_changes_by_staff_show_at_once_on_me() {
         me["username"], "renamed_by_support",
         "the cached profile was dropped"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_second_factors_lock_the_account() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.auth.lockout_threshold = 2).await;
+    let password = app.register("guess@example.com").await;
+    let token = app.customer_token_for("guess@example.com", &password).await;
+    let enable: Value = app
+        .post_authed("/api/v1/two-factor/enable", &token, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let uri = enable["otpauth_uri"].as_str().unwrap().to_owned();
+    let verified = app
+        .post_authed(
+            "/api/v1/two-factor/verify",
+            &token,
+            &json!({"code": code_at(&uri, Utc::now())}),
+        )
+        .await;
+    assert_eq!(verified.status(), 200);
+    let wrong = "not-a-backup-code";
+    for _ in 0..2 {
+        let challenge: Value = app
+            .login("/api/v1/auth/login", "guess@example.com", &password)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let response = app
+            .post_json(
+                "/api/v1/auth/login/2fa",
+                &json!({"pending_token": challenge["pending_token"], "code": wrong}),
+            )
+            .await;
+        assert_problem(response, 401, "invalid_two_factor_code").await;
+    }
+    let challenge: Value = app
+        .login("/api/v1/auth/login", "guess@example.com", &password)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let next = code_at(&uri, Utc::now() + chrono::Duration::seconds(30));
+    let locked = app
+        .post_json(
+            "/api/v1/auth/login/2fa",
+            &json!({"pending_token": challenge["pending_token"], "code": next}),
+        )
+        .await;
+    assert!(locked.headers().contains_key("retry-after"));
+    assert_problem(locked, 429, "account_locked").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn token_responses_are_never_cached_and_the_scheme_is_case_insensitive() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let password = app.register("cache@example.com").await;
+    let login = app
+        .login("/api/v1/auth/login", "cache@example.com", &password)
+        .await;
+    assert_eq!(login.headers()["cache-control"], "no-store");
+    let pair: Value = login.json().await.unwrap();
+    let me = app
+        .client
+        .get(app.url("/api/v1/auth/me"))
+        .header(
+            "authorization",
+            format!("bearer {}", pair["access_token"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    assert_eq!(me.headers()["cache-control"], "no-store");
+    let plans = app.get("/api/v1/plans").await;
+    assert!(
+        plans.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .starts_with("public")
+    );
+
+    // A logout body that is sent must be right, or the session would silently stay alive.
+    let typo = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(pair["access_token"].as_str().unwrap())
+        .header("content-type", "application/json")
+        .body(r#"{"refreshToken": "x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(typo, 422, "validation_failed").await;
     app.stop().await;
 }

@@ -14,6 +14,7 @@ pub(crate) struct TestApp {
     /// The configuration the app runs with.
     pub(crate) config: Arc<Config>,
     handle: ServerHandle,
+    siblings: std::sync::Mutex<Vec<ServerHandle>>,
     // Dropped after the server is stopped: the database and Redis prefix are removed.
     _db: TestDb,
     _redis: Option<TestRedis>,
@@ -53,6 +54,7 @@ impl TestApp {
                 .build()
                 .expect("client"),
             handle,
+            siblings: std::sync::Mutex::default(),
             db: repo,
             config,
             _db: db,
@@ -85,13 +87,18 @@ impl TestApp {
             .expect("request")
     }
 
+    /// Stops the app and its siblings, before the database and Redis prefix go away.
     pub(crate) async fn stop(self) {
+        let siblings = std::mem::take(&mut *self.siblings.lock().unwrap());
+        for sibling in siblings {
+            sibling.stop(true).await;
+        }
         self.handle.stop(true).await;
     }
 
-    /// Another api process on the same database, Redis prefix and keys, with `tweak` applied; stopped when
-    /// the returned handle is dropped with the test.
-    pub(crate) async fn sibling(&self, tweak: impl FnOnce(&mut Config)) -> (String, ServerHandle) {
+    /// Another api instance on the same database, Redis prefix and keys, with `tweak` applied; returns its
+    /// base URL and is stopped by [`TestApp::stop`].
+    pub(crate) async fn sibling(&self, tweak: impl FnOnce(&mut Config)) -> String {
         let mut config = (*self.config).clone();
         tweak(&mut config);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
@@ -99,9 +106,9 @@ impl TestApp {
             .await
             .expect("sibling api builds");
         let base = format!("http://{}", api.addr());
-        let handle = api.handle();
+        self.siblings.lock().unwrap().push(api.handle());
         tokio::spawn(api.run());
-        (base, handle)
+        base
     }
 
     /// Signs an access token with the app's own key, e.g. one that expired long ago.
@@ -180,8 +187,13 @@ impl TestApp {
     /// A registered, signed-in customer's access token.
     pub(crate) async fn customer_token(&self, email: &str) -> String {
         let password = self.register(email).await;
+        self.customer_token_for(email, &password).await
+    }
+
+    /// The access token of an already registered customer.
+    pub(crate) async fn customer_token_for(&self, email: &str, password: &str) -> String {
         let body: serde_json::Value = self
-            .login("/api/v1/auth/login", email, &password)
+            .login("/api/v1/auth/login", email, password)
             .await
             .json()
             .await
