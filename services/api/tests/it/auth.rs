@@ -986,3 +986,54 @@ async fn token_responses_are_never_cached_and_the_scheme_is_case_insensitive() {
     assert_problem(typo, 422, "validation_failed").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn each_failure_past_the_threshold_doubles_the_lock_for_every_spelling_of_the_email() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.auth.lockout_threshold = 2;
+        c.auth.lockout_base_secs = 1;
+    })
+    .await;
+    app.register("double@example.com").await;
+    let attempt = |email: &'static str| app.login("/api/v1/auth/login", email, "wrong guess 1234");
+    assert_problem(
+        attempt("double@example.com").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    // Case and whitespace variants are the same account.
+    assert_problem(
+        attempt(" DOUBLE@example.com ").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let locked = attempt("Double@Example.com").await;
+    assert_eq!(locked.headers()["retry-after"], "1");
+    assert_problem(locked, 429, "account_locked").await;
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The third failure locks for twice as long.
+    assert_problem(
+        attempt("double@example.com").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let locked = attempt("double@example.com").await;
+    assert_eq!(locked.headers()["retry-after"], "2");
+    assert_problem(locked, 429, "account_locked").await;
+
+    // Unknown emails lock the same way, so locking reveals nothing either.
+    for _ in 0..2 {
+        assert_problem(
+            attempt("ghost@example.com").await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    assert_problem(attempt("ghost@example.com").await, 429, "account_locked").await;
+    app.stop().await;
+}
