@@ -2,10 +2,6 @@
 //!
 //! Today it serves the api; the worker, scheduler and bot join this process as they are built.
 
-/// mimalloc keeps small per-thread heaps where glibc holds a multi-MiB arena per worker thread.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     cybervpn_api::cli::main(cybervpn_api::Mode::Standalone).await
