@@ -123,12 +123,7 @@ pub async fn build(
         .transpose()
         .context("invalid Redis configuration")?;
     let metrics = Metrics::new().context("metrics registry")?;
-    let hasher = cybervpn_auth::PasswordHasher::with_params(
-        config.auth.argon2_memory_kib,
-        config.auth.argon2_iterations,
-        config.auth.argon2_parallelism,
-    )
-    .map_err(|err| anyhow::anyhow!("invalid Argon2id parameters in `auth`: {err}"))?;
+    let hasher = password_hasher(&config)?;
     let store = kv
         .clone()
         .map_or_else(cybervpn_kv::Store::memory, cybervpn_kv::Store::Redis);
@@ -139,7 +134,11 @@ pub async fn build(
         plans: state::CachedBody::new(Duration::from_secs(config.api.plans_cache_ttl_secs)),
         auth: auth::AuthState {
             keys,
-            verified: auth::VerifiedTokens::default(),
+            // No entry outlives the tokens themselves; 4096 bounds memory to about 1 MiB.
+            verified: state::TtlCache::new(
+                Duration::from_secs(config.auth.access_token_ttl_secs),
+                4096,
+            ),
             secret_box,
             hasher: Arc::new(hasher),
             store,
@@ -258,16 +257,7 @@ pub async fn create_staff(
     let role: StaffRole = role.parse()?;
     let username = match username {
         Some(name) => Username::parse(name)?,
-        None => {
-            let local: String = email
-                .as_str()
-                .chars()
-                .take_while(|c| *c != '@')
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .take(32)
-                .collect();
-            Username::parse(&local).or_else(|_| Username::parse("staff"))?
-        }
+        None => routes::auth::derive_username(&email).map_err(|err| anyhow::anyhow!("{err}"))?,
     };
     let db = Db::connect(config)
         .await
@@ -276,12 +266,7 @@ pub async fn create_staff(
         db.migrate().await.context("migrations failed")?;
     }
     let password = cybervpn_auth::generate_opaque_token();
-    let hasher = cybervpn_auth::PasswordHasher::with_params(
-        config.auth.argon2_memory_kib,
-        config.auth.argon2_iterations,
-        config.auth.argon2_parallelism,
-    )
-    .map_err(|err| anyhow::anyhow!("invalid Argon2id parameters in `auth`: {err}"))?;
+    let hasher = password_hasher(config)?;
     let hash = hasher.hash(&cybervpn_auth::Password::for_login(&password)?)?;
     let account = db
         .staff()
@@ -290,6 +275,16 @@ pub async fn create_staff(
     tracing::info!(staff_id = %account.id, role = %account.role, "staff account created");
     db.close().await?;
     Ok(password)
+}
+
+/// The Argon2id hasher with the configured costs.
+fn password_hasher(config: &Config) -> anyhow::Result<cybervpn_auth::PasswordHasher> {
+    cybervpn_auth::PasswordHasher::with_params(
+        config.auth.argon2_memory_kib,
+        config.auth.argon2_iterations,
+        config.auth.argon2_parallelism,
+    )
+    .map_err(|err| anyhow::anyhow!("invalid Argon2id parameters in `auth`: {err}"))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -111,7 +111,12 @@ async fn verify(state: &AppState, token: &str, audiences: &[Audience]) -> Result
     let token_hash = cybervpn_auth::hash_opaque_token(token);
     let mut last = TokenError::WrongAudience;
     for audience in audiences {
-        let verified = match state.auth.verified.get(&token_hash, *audience, now) {
+        let cached = state
+            .auth
+            .verified
+            .get(&token_hash)
+            .filter(|claims| claims.aud == *audience && claims.exp > now);
+        let verified = match cached {
             Some(claims) => Ok(claims),
             None => state
                 .auth
@@ -154,15 +159,27 @@ async fn verify(state: &AppState, token: &str, audiences: &[Audience]) -> Result
     Err(token_error(last))
 }
 
+/// The app state and the verified claims of the request's bearer token for one of `audiences`.
+fn authenticate(
+    req: &HttpRequest,
+    audiences: &'static [Audience],
+) -> Extracting<(web::Data<AppState>, Claims)> {
+    let input = state(req).and_then(|state| Ok((state, bearer(req)?)));
+    Box::pin(async move {
+        let (state, token) = input?;
+        let claims = verify(&state, &token, audiences).await?;
+        Ok((state, claims))
+    })
+}
+
 impl FromRequest for CustomerAuth {
     type Error = ApiError;
     type Future = Extracting<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let input = state(req).and_then(|state| Ok((state, bearer(req)?)));
+        let authenticated = authenticate(req, &[Audience::Customer]);
         Box::pin(async move {
-            let (state, token) = input?;
-            let claims = verify(&state, &token, &[Audience::Customer]).await?;
+            let (_, claims) = authenticated.await?;
             Ok(Self {
                 id: CustomerId::from_uuid(claims.sub),
             })
@@ -175,10 +192,9 @@ impl FromRequest for AnyPrincipal {
     type Future = Extracting<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let input = state(req).and_then(|state| Ok((state, bearer(req)?)));
+        let authenticated = authenticate(req, &[Audience::Customer, Audience::Staff]);
         Box::pin(async move {
-            let (state, token) = input?;
-            let claims = verify(&state, &token, &[Audience::Customer, Audience::Staff]).await?;
+            let (state, claims) = authenticated.await?;
             let principal = match claims.aud {
                 Audience::Staff => {
                     let account = active_staff(&state, StaffId::from_uuid(claims.sub)).await?;
@@ -196,10 +212,9 @@ impl<P: Requirement + 'static> FromRequest for Staff<P> {
     type Future = Extracting<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let input = state(req).and_then(|state| Ok((state, bearer(req)?)));
+        let authenticated = authenticate(req, &[Audience::Staff]);
         Box::pin(async move {
-            let (state, token) = input?;
-            let claims = verify(&state, &token, &[Audience::Staff]).await?;
+            let (state, claims) = authenticated.await?;
             // Role and status come from the database, so demotions and disabling apply at once.
             let account = active_staff(&state, StaffId::from_uuid(claims.sub)).await?;
             if let Some(permission) = P::PERMISSION.filter(|p| !account.role.can(*p)) {

@@ -7,24 +7,28 @@ use cybervpn_auth::hash_opaque_token;
 use cybervpn_domain::ErrorCode;
 use cybervpn_kv::RateDecision;
 
-use super::AuthState;
-use crate::error::ApiError;
+use crate::{error::ApiError, state::AppState};
 
 /// How long failed sign-ins are remembered.
 const FAILURE_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Abuse protection for the sign-in endpoints, backed by the shared store.
 pub(crate) struct Limits<'a> {
-    state: &'a AuthState,
+    app: &'a AppState,
+    state: &'a super::AuthState,
 }
 
 impl<'a> Limits<'a> {
-    pub(crate) const fn new(state: &'a AuthState) -> Self {
-        Self { state }
+    pub(crate) const fn new(app: &'a AppState) -> Self {
+        Self {
+            app,
+            state: &app.auth,
+        }
     }
 
-    /// Takes a token from the bucket of this IP on this endpoint.
-    pub(crate) async fn per_ip(&self, endpoint: &str, ip: &str) -> Result<(), ApiError> {
+    /// Takes a token from the bucket of the client's IP on this endpoint.
+    pub(crate) async fn per_ip(&self, endpoint: &str, req: &HttpRequest) -> Result<(), ApiError> {
+        let ip = client_ip(req, self.app.config.api.trust_forwarded_headers);
         let per_minute = self.state.config.ip_requests_per_minute;
         self.take(&format!("rl:{endpoint}:ip:{ip}"), per_minute)
             .await
@@ -109,7 +113,7 @@ fn account_key(account: &str) -> String {
 
 /// The client's IP: the peer address, or — behind a trusted proxy — the address that proxy appended last to
 /// `X-Forwarded-For` (earlier entries come from the client and can be forged).
-pub(crate) fn client_ip(req: &HttpRequest, trust_forwarded: bool) -> String {
+fn client_ip(req: &HttpRequest, trust_forwarded: bool) -> String {
     let forwarded = trust_forwarded
         .then(|| {
             req.headers()

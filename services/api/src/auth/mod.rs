@@ -21,14 +21,16 @@ use utoipa::ToSchema;
 pub(crate) use extract::{AnyPrincipal, Authorized, CustomerAuth, Staff, perm, token_error};
 pub(crate) use keys::load_keys;
 
-pub(crate) use limits::{Limits, client_ip};
+pub(crate) use limits::Limits;
 
-use crate::error::ApiError;
+use crate::{error::ApiError, state::TtlCache};
 
 /// Keys, hasher and shared state every authentication route needs.
 pub(crate) struct AuthState {
     pub(crate) keys: TokenKeys,
-    pub(crate) verified: VerifiedTokens,
+    /// Access tokens (by hash) whose signature was already checked, so a client's repeated requests skip the
+    /// Ed25519 verification; expiry, audience and the deny-list are still checked on every request.
+    pub(crate) verified: TtlCache<String, Claims>,
     pub(crate) secret_box: SecretBox,
     pub(crate) hasher: Arc<PasswordHasher>,
     pub(crate) store: Store,
@@ -169,48 +171,6 @@ impl AuthState {
             .set_number(&revoked_key(principal), now.timestamp_millis(), ttl)
             .await?;
         Ok(())
-    }
-}
-
-/// Access tokens whose signature was already checked, so a client's repeated requests skip the Ed25519
-/// verification. Only the signature work is cached: expiry and audience are checked on every hit, and the
-/// deny-list is consulted on every request regardless.
-#[derive(Default)]
-pub(crate) struct VerifiedTokens {
-    entries: std::sync::Mutex<std::collections::HashMap<String, Claims>>,
-}
-
-/// Entries kept before the cache starts over (bounded memory: about 1 MiB).
-const VERIFIED_CAPACITY: usize = 4096;
-
-impl VerifiedTokens {
-    /// The claims of `token` if it was verified before, is still valid and is meant for `audience`.
-    pub(crate) fn get(
-        &self,
-        token_hash: &str,
-        audience: Audience,
-        now: DateTime<Utc>,
-    ) -> Option<Claims> {
-        let entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries
-            .get(token_hash)
-            .filter(|claims| claims.aud == audience && claims.exp > now)
-            .cloned()
-    }
-
-    /// Remembers a verified token.
-    pub(crate) fn put(&self, token_hash: String, claims: Claims) {
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= VERIFIED_CAPACITY {
-            entries.clear();
-        }
-        entries.insert(token_hash, claims);
     }
 }
 

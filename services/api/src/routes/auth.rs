@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
-    auth::{AnyPrincipal, CustomerAuth, Limits, TokenPair, client_ip},
+    auth::{AnyPrincipal, CustomerAuth, Limits, TokenPair},
     error::{ApiError, Problem},
     state::AppState,
 };
@@ -166,13 +166,8 @@ pub(crate) async fn register(
     req: HttpRequest,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let limits = Limits::new(&state.auth);
-    limits
-        .per_ip(
-            "register",
-            &client_ip(&req, state.config.api.trust_forwarded_headers),
-        )
-        .await?;
+    let limits = Limits::new(&state);
+    limits.per_ip("register", &req).await?;
     let body = body.into_inner();
     let email = Email::parse(&body.email)?;
     let password = Password::new_for_signup(&body.password).map_err(password_error)?;
@@ -218,7 +213,7 @@ fn parse_referral_code(code: &str) -> Result<String, ApiError> {
 }
 
 /// A handle from the email's local part plus a random suffix.
-fn derive_username(email: &Email) -> Result<Username, ApiError> {
+pub(crate) fn derive_username(email: &Email) -> Result<Username, ApiError> {
     let local: String = email
         .as_str()
         .split('@')
@@ -266,13 +261,8 @@ pub(crate) async fn password_login(
     realm: Realm,
 ) -> Result<web::Json<LoginResponse>, ApiError> {
     let endpoint = format!("{}-login", realm.name());
-    let limits = Limits::new(&state.auth);
-    limits
-        .per_ip(
-            &endpoint,
-            &client_ip(req, state.config.api.trust_forwarded_headers),
-        )
-        .await?;
+    let limits = Limits::new(state);
+    limits.per_ip(&endpoint, req).await?;
     let password = Password::for_login(&body.password).map_err(password_error)?;
     let account_key = format!("{}:{}", realm.name(), body.email.trim().to_lowercase());
     limits.per_account(&endpoint, &account_key).await?;
@@ -413,13 +403,8 @@ pub(crate) async fn second_factor_login(
     realm: Realm,
 ) -> Result<web::Json<TokenPair>, ApiError> {
     let endpoint = format!("{}-2fa", realm.name());
-    let limits = Limits::new(&state.auth);
-    limits
-        .per_ip(
-            &endpoint,
-            &client_ip(req, state.config.api.trust_forwarded_headers),
-        )
-        .await?;
+    let limits = Limits::new(state);
+    limits.per_ip(&endpoint, req).await?;
     let now = Utc::now();
     let claims = state
         .auth
@@ -463,7 +448,7 @@ pub(crate) async fn check_second_factor(
     principal: Principal,
     code: &str,
 ) -> Result<(), ApiError> {
-    let limits = Limits::new(&state.auth);
+    let limits = Limits::new(state);
     let account = second_factor_account(principal);
     limits.check_lock(&account).await?;
     match verify_second_factor(state, principal, code).await {
@@ -569,12 +554,7 @@ pub(crate) async fn refresh(
     req: HttpRequest,
     body: web::Json<RefreshRequest>,
 ) -> Result<web::Json<TokenPair>, ApiError> {
-    Limits::new(&state.auth)
-        .per_ip(
-            "refresh",
-            &client_ip(&req, state.config.api.trust_forwarded_headers),
-        )
-        .await?;
+    Limits::new(&state).per_ip("refresh", &req).await?;
     let now = Utc::now();
     let next = generate_opaque_token();
     let rotation = state

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
-    auth::{AnyPrincipal, Limits, client_ip},
+    auth::{AnyPrincipal, Limits},
     error::{ApiError, Problem},
     routes::auth::{check_second_factor, open_secret, second_factor_account},
     state::AppState,
@@ -112,13 +112,8 @@ pub(crate) async fn verify(
     auth: AnyPrincipal,
     body: web::Json<CodeRequest>,
 ) -> Result<web::Json<BackupCodes>, ApiError> {
-    let limits = Limits::new(&state.auth);
-    limits
-        .per_ip(
-            "2fa-verify",
-            &client_ip(&req, state.config.api.trust_forwarded_headers),
-        )
-        .await?;
+    let limits = Limits::new(&state);
+    limits.per_ip("2fa-verify", &req).await?;
     limits
         .per_account("2fa-verify", &auth.principal.id().to_string())
         .await?;
@@ -179,13 +174,8 @@ pub(crate) async fn disable(
     auth: AnyPrincipal,
     body: web::Json<DisableRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let limits = Limits::new(&state.auth);
-    limits
-        .per_ip(
-            "2fa-disable",
-            &client_ip(&req, state.config.api.trust_forwarded_headers),
-        )
-        .await?;
+    let limits = Limits::new(&state);
+    limits.per_ip("2fa-disable", &req).await?;
     limits
         .per_account("2fa-disable", &auth.principal.id().to_string())
         .await?;
@@ -205,7 +195,7 @@ pub(crate) async fn disable(
                 Principal::Customer(id) => state.db.customers().password_hash(id).await?,
                 Principal::Staff(id) => state.db.staff().password_hash(id).await?,
             };
-            let limits = Limits::new(&state.auth);
+            let limits = Limits::new(&state);
             let account = second_factor_account(auth.principal);
             limits.check_lock(&account).await?;
             let valid = match hash {

@@ -1506,9 +1506,10 @@ async fn bad_plan_input_is_rejected_by_field(backend: Backend) {
     app.stop().await;
 }
 
-/// Each admin route names, in the OpenAPI document, exactly the permission its extractor demands.
+/// The OpenAPI document names, for each admin route, the permission this table expects; the route × role
+/// matrix test (`rbac.rs`) is what proves the extractors enforce those permissions.
 #[test]
-fn admin_routes_declare_their_permission() {
+fn admin_routes_document_the_expected_permission() {
     let doc = serde_json::to_value(cybervpn_api::openapi()).unwrap();
     for (method, path, permission) in [
         ("get", "/api/v1/users", "view_customers"),
