@@ -1,0 +1,2 @@
+//! `cybervpn-panel-fake`: serves the fake panel until interrupted.
+fn main() {}
