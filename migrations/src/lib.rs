@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 mod m20261126_000001_core_schema;
 mod m20261126_000002_seed_plans;
 mod m20261126_000003_identity;
+mod m20261126_000004_operations;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_core_schema::Migration),
             Box::new(m20261126_000002_seed_plans::Migration),
             Box::new(m20261126_000003_identity::Migration),
+            Box::new(m20261126_000004_operations::Migration),
         ]
     }
 }

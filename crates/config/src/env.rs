@@ -15,14 +15,32 @@ pub(crate) const STRING_KEYS: &[&str] = &[
     "auth.token_signing_key",
     "auth.encryption_key",
     "auth.totp_issuer",
+    "remnawave.url",
+    "remnawave.token",
+    "remnawave.webhook_secret",
+    "worker.listen",
+    "scheduler.listen",
+    "telegram.bot_token",
+    "telegram.api_url",
 ];
 
 /// Sections whose keys may be set as `CYBERVPN_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["database", "redis", "api", "log", "auth"];
+const SECTIONS: &[&str] = &[
+    "database",
+    "redis",
+    "api",
+    "log",
+    "auth",
+    "remnawave",
+    "worker",
+    "scheduler",
+    "telegram",
+];
 
 /// Environment variables mapped onto configuration keys.
 ///
 /// `DATABASE_URL` → `database.url`, `REDIS_URL` → `redis.url`, `CYBERVPN_DATA_DIR` → `data_dir`,
+/// `REMNAWAVE_URL`/`_TOKEN`/`_WEBHOOK_SECRET`/`_SQUADS` → `remnawave.*`,
 /// `CYBERVPN_API_LISTEN` → `api.listen`. Other variables are ignored, except `CYBERVPN_<SECTION>_…` of a known
 /// section, which must name a real key.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +65,10 @@ fn key_for(name: &str) -> Option<String> {
         "DATABASE_URL" => return Some("database.url".to_owned()),
         "REDIS_URL" => return Some("redis.url".to_owned()),
         "CYBERVPN_DATA_DIR" => return Some("data_dir".to_owned()),
+        "REMNAWAVE_URL" => return Some("remnawave.url".to_owned()),
+        "REMNAWAVE_TOKEN" => return Some("remnawave.token".to_owned()),
+        "REMNAWAVE_WEBHOOK_SECRET" => return Some("remnawave.webhook_secret".to_owned()),
+        "REMNAWAVE_SQUADS" => return Some("remnawave.squads".to_owned()),
         _ => {}
     }
     let rest = name.strip_prefix("CYBERVPN_")?.to_ascii_lowercase();
@@ -80,6 +102,15 @@ impl Provider for EnvVars {
             // Strings stay verbatim: parsing `2024` or a password as TOML would reshape it.
             let value = if STRING_KEYS.contains(&key.as_str()) {
                 Value::from(raw.clone())
+            } else if key == "remnawave.squads" && !raw.trim_start().starts_with('[') {
+                // `REMNAWAVE_SQUADS=Default,Premium`: a comma-separated list is accepted as well as TOML.
+                Value::from(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|name| !name.is_empty())
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>(),
+                )
             } else {
                 raw.parse().unwrap_or_else(|never| match never {})
             };

@@ -7,6 +7,7 @@ mod env;
 mod secret;
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
 };
@@ -58,6 +59,14 @@ pub struct Config {
     pub log: LogConfig,
     /// Authentication: signing keys, token lifetimes, password hashing, abuse protection.
     pub auth: AuthConfig,
+    /// The Remnawave panel that serves the VPN.
+    pub remnawave: RemnawaveConfig,
+    /// Background job worker.
+    pub worker: WorkerConfig,
+    /// Periodic job scheduler.
+    pub scheduler: SchedulerConfig,
+    /// Telegram delivery of notifications.
+    pub telegram: TelegramConfig,
 }
 
 impl Default for Config {
@@ -69,6 +78,10 @@ impl Default for Config {
             api: ApiConfig::default(),
             log: LogConfig::default(),
             auth: AuthConfig::default(),
+            remnawave: RemnawaveConfig::default(),
+            worker: WorkerConfig::default(),
+            scheduler: SchedulerConfig::default(),
+            telegram: TelegramConfig::default(),
         }
     }
 }
@@ -251,6 +264,136 @@ impl Default for AuthConfig {
     }
 }
 
+/// Remnawave panel settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemnawaveConfig {
+    /// Panel base URL without `/api`, e.g. `https://panel.example.com`; unset disables provisioning.
+    pub url: Option<String>,
+    /// API token created in the panel UI.
+    pub token: Option<Secret<String>>,
+    /// Secret the panel signs webhooks with (`WEBHOOK_SECRET_HEADER`, at least 32 characters).
+    pub webhook_secret: Option<Secret<String>>,
+    /// Internal squads (names or uuids) given to new users.
+    pub squads: Vec<String>,
+    /// Extra headers sent with every panel request (e.g. `X-Api-Key` of a fronting proxy).
+    pub extra_headers: BTreeMap<String, Secret<String>>,
+    /// Seconds before a panel request times out.
+    pub timeout_secs: u64,
+    /// Device limit for subscriptions without a plan (trials).
+    pub default_device_limit: u16,
+}
+
+impl Default for RemnawaveConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            token: None,
+            webhook_secret: None,
+            squads: Vec::new(),
+            extra_headers: BTreeMap::new(),
+            timeout_secs: 10,
+            default_device_limit: 1,
+        }
+    }
+}
+
+/// Background worker settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Address of the worker's `/health` and `/metrics`.
+    pub listen: SocketAddr,
+    /// Jobs of one type run at the same time.
+    pub concurrency: usize,
+    /// Milliseconds between outbox relay passes.
+    pub relay_interval_ms: u64,
+    /// Seconds in-flight jobs get to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
+            concurrency: 4,
+            relay_interval_ms: 1000,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// Scheduler settings: one leader enqueues each periodic job at its interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Address of the scheduler's `/health` and `/metrics`.
+    pub listen: SocketAddr,
+    /// Seconds the leader lease lasts without renewal.
+    pub lease_ttl_secs: u64,
+    /// Node sync interval in seconds.
+    pub node_sync_secs: u64,
+    /// Server geolocation interval in seconds.
+    pub geolocation_secs: u64,
+    /// Node health check interval in seconds.
+    pub health_check_secs: u64,
+    /// Bandwidth statistics interval in seconds.
+    pub bandwidth_secs: u64,
+    /// Per-user traffic statistics interval in seconds.
+    pub traffic_stats_secs: u64,
+    /// Server configuration (squads) refresh interval in seconds.
+    pub server_configs_secs: u64,
+    /// Expiry reminder pass interval in seconds.
+    pub reminders_secs: u64,
+    /// Expired-subscription disabling interval in seconds.
+    pub disable_expired_secs: u64,
+    /// Full reconciliation against the panel interval in seconds.
+    pub reconcile_secs: u64,
+    /// Hours before expiry at which customers are reminded; 0 means "has expired".
+    pub reminder_offsets_hours: Vec<u32>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9093)),
+            lease_ttl_secs: 15,
+            node_sync_secs: 5 * 60,
+            geolocation_secs: 6 * 3600,
+            health_check_secs: 2 * 60,
+            bandwidth_secs: 5 * 60,
+            traffic_stats_secs: 10 * 60,
+            server_configs_secs: 30 * 60,
+            reminders_secs: 15 * 60,
+            disable_expired_secs: 5 * 60,
+            reconcile_secs: 3600,
+            reminder_offsets_hours: vec![72, 24, 0],
+        }
+    }
+}
+
+/// Telegram settings used to deliver notifications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramConfig {
+    /// Bot token from @BotFather; unset keeps notifications queued in the database.
+    pub bot_token: Option<Secret<String>>,
+    /// Bot API base URL.
+    pub api_url: String,
+    /// Chats that receive admin notifications (node incidents, payments).
+    pub admin_chat_ids: Vec<i64>,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        Self {
+            bot_token: None,
+            api_url: "https://api.telegram.org".to_owned(),
+            admin_chat_ids: Vec::new(),
+        }
+    }
+}
+
 /// Largest body limit an operator may configure (64 MiB).
 const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -348,7 +491,79 @@ impl Config {
         if self.log.level.trim().is_empty() {
             return invalid("log.level", "must not be empty");
         }
-        self.auth.validate()
+        self.auth.validate()?;
+        self.remnawave.validate()?;
+        self.scheduler.validate()?;
+        if self.worker.concurrency == 0 {
+            return invalid("worker.concurrency", "must be at least 1");
+        }
+        if self.worker.relay_interval_ms == 0 {
+            return invalid("worker.relay_interval_ms", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+impl RemnawaveConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if let Some(url) = &self.url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return invalid("remnawave.url", "must start with https:// or http://");
+            }
+            if url.trim_end_matches('/').ends_with("/api") {
+                return invalid(
+                    "remnawave.url",
+                    "must be the panel's base URL, without /api",
+                );
+            }
+            if self.token.is_none() {
+                return invalid("remnawave.token", "is required when remnawave.url is set");
+            }
+        }
+        if let Some(secret) = &self.webhook_secret
+            && secret.expose().chars().count() < 32
+        {
+            return invalid("remnawave.webhook_secret", "must be at least 32 characters");
+        }
+        if !(1..=300).contains(&self.timeout_secs) {
+            return invalid("remnawave.timeout_secs", "must be between 1 and 300");
+        }
+        Ok(())
+    }
+}
+
+impl SchedulerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.lease_ttl_secs < 3 {
+            return Err(ConfigError::Invalid {
+                key: "scheduler.lease_ttl_secs",
+                reason: "must be at least 3".to_owned(),
+            });
+        }
+        let intervals = [
+            ("scheduler.node_sync_secs", self.node_sync_secs),
+            ("scheduler.geolocation_secs", self.geolocation_secs),
+            ("scheduler.health_check_secs", self.health_check_secs),
+            ("scheduler.bandwidth_secs", self.bandwidth_secs),
+            ("scheduler.traffic_stats_secs", self.traffic_stats_secs),
+            ("scheduler.server_configs_secs", self.server_configs_secs),
+            ("scheduler.reminders_secs", self.reminders_secs),
+            ("scheduler.disable_expired_secs", self.disable_expired_secs),
+            ("scheduler.reconcile_secs", self.reconcile_secs),
+        ];
+        if let Some((key, _)) = intervals.iter().find(|(_, secs)| *secs == 0) {
+            return Err(ConfigError::Invalid {
+                key,
+                reason: "must be at least 1 second".to_owned(),
+            });
+        }
+        Ok(())
     }
 }
 

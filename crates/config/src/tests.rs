@@ -201,16 +201,30 @@ fn example_config_documents_every_key_and_loads() {
     let mut documented_keys = BTreeSet::new();
     keys(&documented, "", &mut documented_keys);
 
-    let mut full = Config::default();
-    full.database.url = Some(Secret::new(String::new()));
-    full.redis.url = Some(Secret::new(String::new()));
-    full.auth.token_signing_key = Some(Secret::new(String::new()));
-    full.auth.encryption_key = Some(Secret::new(String::new()));
+    let mut full = full_config();
+    full.remnawave
+        .extra_headers
+        .insert("X-Api-Key".to_owned(), Secret::new(String::new()));
     let actual: toml::Value = toml::Value::try_from(&full).expect("config serializes");
     let mut actual_keys = BTreeSet::new();
     keys(&actual, "", &mut actual_keys);
 
     assert_eq!(documented_keys, actual_keys);
+}
+
+/// Every optional key set, so that serialization shows it.
+fn full_config() -> Config {
+    let mut full = Config::default();
+    let secret = || Some(Secret::new(String::new()));
+    full.database.url = secret();
+    full.redis.url = secret();
+    full.auth.token_signing_key = secret();
+    full.auth.encryption_key = secret();
+    full.remnawave.url = Some(String::new());
+    full.remnawave.token = secret();
+    full.remnawave.webhook_secret = secret();
+    full.telegram.bot_token = secret();
+    full
 }
 
 fn string_keys(value: &toml::Value, prefix: &str, out: &mut BTreeSet<String>) {
@@ -235,11 +249,7 @@ fn string_keys(value: &toml::Value, prefix: &str, out: &mut BTreeSet<String>) {
 /// Every string-typed key is read verbatim from the environment, and only those.
 #[test]
 fn string_keys_list_matches_the_string_fields() {
-    let mut full = Config::default();
-    full.database.url = Some(Secret::new(String::new()));
-    full.redis.url = Some(Secret::new(String::new()));
-    full.auth.token_signing_key = Some(Secret::new(String::new()));
-    full.auth.encryption_key = Some(Secret::new(String::new()));
+    let full = full_config();
     let value = toml::Value::try_from(&full).expect("config serializes");
     let mut actual = BTreeSet::new();
     string_keys(&value, "", &mut actual);
@@ -259,4 +269,77 @@ fn numeric_looking_strings_stay_strings() {
     .expect("valid");
     assert_eq!(config.redis.key_prefix, "2024");
     assert_eq!(config.auth.totp_issuer, "true");
+}
+
+#[test]
+fn remnawave_variables_map_onto_the_section() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("REMNAWAVE_URL", "https://panel.example.com"),
+            ("REMNAWAVE_TOKEN", "12345"),
+            (
+                "REMNAWAVE_WEBHOOK_SECRET",
+                "0123456789abcdef0123456789abcdef",
+            ),
+            ("REMNAWAVE_SQUADS", "Default-Squad, Premium"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(
+        config.remnawave.url.as_deref(),
+        Some("https://panel.example.com")
+    );
+    assert_eq!(
+        config
+            .remnawave
+            .token
+            .map(|t| t.expose().clone())
+            .as_deref(),
+        Some("12345")
+    );
+    assert_eq!(config.remnawave.squads, ["Default-Squad", "Premium"]);
+}
+
+#[test]
+fn remnawave_rules_are_enforced() {
+    let short = Config::load(None, env(&[("REMNAWAVE_WEBHOOK_SECRET", "too-short")]));
+    assert!(
+        matches!(
+            short,
+            Err(ConfigError::Invalid {
+                key: "remnawave.webhook_secret",
+                ..
+            })
+        ),
+        "{short:?}"
+    );
+    let with_api = Config::load(
+        None,
+        env(&[
+            ("REMNAWAVE_URL", "https://panel.example.com/api"),
+            ("REMNAWAVE_TOKEN", "t"),
+        ]),
+    );
+    assert!(
+        matches!(
+            with_api,
+            Err(ConfigError::Invalid {
+                key: "remnawave.url",
+                ..
+            })
+        ),
+        "{with_api:?}"
+    );
+    let no_token = Config::load(None, env(&[("REMNAWAVE_URL", "https://panel.example.com")]));
+    assert!(
+        matches!(
+            no_token,
+            Err(ConfigError::Invalid {
+                key: "remnawave.token",
+                ..
+            })
+        ),
+        "{no_token:?}"
+    );
 }

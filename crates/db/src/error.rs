@@ -47,6 +47,11 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
         "payment with this provider payment id",
     ),
     ("uq_servers_name", "servers.name", "server with this name"),
+    (
+        "uq_subscriptions_panel_user",
+        "subscriptions.panel_user_id",
+        "subscription for this panel user",
+    ),
 ];
 
 impl From<DbErr> for DbError {

@@ -17,10 +17,15 @@ pub use error::DbError;
 pub use repo::{
     audit::{Audit, AuditEntry},
     customers::{CustomerRecord, CustomerSearch, Customers},
+    notifications::{Audience, Notification, Notifications},
+    outbox::{Outbox, OutboxMessage},
     payments::Payments,
     plans::Plans,
+    servers::{NodeReport, ServerRecord, Servers, StatusChange},
     sessions::{Rotation, Sessions},
+    snapshots::Snapshots,
     staff::Staff,
+    subscriptions::Subscriptions,
     two_factor::{Enrollment, TwoFactor},
 };
 pub use sea_orm::DbErr;
@@ -136,6 +141,31 @@ impl Db {
     /// The staff audit log.
     pub const fn audit(&self) -> Audit<'_> {
         Audit::on(&self.conn)
+    }
+
+    /// Subscriptions.
+    pub const fn subscriptions(&self) -> Subscriptions<'_> {
+        Subscriptions::on(&self.conn)
+    }
+
+    /// The transactional outbox.
+    pub const fn outbox(&self) -> Outbox<'_> {
+        Outbox::on(&self.conn)
+    }
+
+    /// Servers (panel nodes).
+    pub const fn servers(&self) -> Servers<'_> {
+        Servers::on(&self.conn)
+    }
+
+    /// Notifications.
+    pub const fn notifications(&self) -> Notifications<'_> {
+        Notifications::on(&self.conn)
+    }
+
+    /// Snapshots of periodically collected data.
+    pub const fn snapshots(&self) -> Snapshots<'_> {
+        Snapshots::on(&self.conn)
     }
 }
 

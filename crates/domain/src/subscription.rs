@@ -29,6 +29,8 @@ pub struct PanelIdentity {
     pub user_id: i64,
     /// The panel's short UUID used in subscription links.
     pub short_uuid: String,
+    /// The URL customers import into their VPN client.
+    pub subscription_url: String,
 }
 
 /// A customer's subscription.
@@ -48,6 +50,8 @@ pub struct Subscription {
     pub traffic_used: TrafficBytes,
     /// Traffic allowance.
     pub traffic_limit: TrafficLimit,
+    /// Devices that may connect at once; `None` means the plan's (or the configured default).
+    pub device_limit: Option<u16>,
     /// The matching panel user, once provisioned.
     pub panel: Option<PanelIdentity>,
     /// When it was created.
@@ -57,6 +61,32 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A new active subscription of `days` days from `now` (a purchase, a trial or a grant by staff).
+    pub fn start(
+        customer_id: CustomerId,
+        plan_id: Option<PlanId>,
+        days: u32,
+        traffic_limit: TrafficLimit,
+        device_limit: Option<u16>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, DomainError> {
+        let mut subscription = Self {
+            id: SubscriptionId::new(),
+            customer_id,
+            plan_id,
+            status: SubscriptionStatus::Expired,
+            expires_at: now,
+            traffic_used: TrafficBytes::ZERO,
+            traffic_limit,
+            device_limit,
+            panel: None,
+            created_at: now,
+            updated_at: now,
+        };
+        subscription.extend_by(days, now)?;
+        Ok(subscription)
+    }
+
     /// Longest single extension, in days (ten years).
     pub const MAX_EXTENSION_DAYS: u32 = 3650;
 
@@ -115,7 +145,9 @@ mod tests {
             panel: Some(PanelIdentity {
                 user_id: 17,
                 short_uuid: "abc123".to_owned(),
+                subscription_url: "https://sub.example.com/abc123".to_owned(),
             }),
+            device_limit: None,
             created_at: at(1),
             updated_at: at(1),
         }

@@ -53,6 +53,39 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / per_ms) + 1000)
 return retry
 ";
 
+/// Takes or renews a lease: set when free, extended when already ours, refused when someone else's.
+const LEASE: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Deletes a lease only if it is still ours.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// Raises a stored number to ARGV[1] if it is lower; returns the previous value (or -1 when there was none).
+const ADVANCE: &str = r"
+local v = tonumber(redis.call('GET', KEYS[1]))
+local next = tonumber(ARGV[1])
+if v == nil or v < next then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+if v == nil then return -1 end
+return v
+";
+
 impl Store {
     /// A fresh in-process store.
     pub fn memory() -> Self {
@@ -201,6 +234,70 @@ impl Store {
         }
     }
 
+    /// Takes the lease at `key` for `holder` (or renews it if `holder` has it) for `ttl`; false while another
+    /// holder's lease is live.
+    pub async fn lease(&self, key: &str, holder: i64, ttl: Duration) -> Result<bool, KvError> {
+        match self {
+            Self::Redis(kv) => {
+                let mut conn = kv.connection().await?;
+                let held: i64 = redis::cmd("EVAL")
+                    .arg(LEASE)
+                    .arg(1)
+                    .arg(kv.key(key))
+                    .arg(holder)
+                    .arg(millis(ttl))
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(held == 1)
+            }
+            Self::Memory(memory) => Ok(memory.lease(key, holder, ttl)),
+        }
+    }
+
+    /// Gives up the lease at `key` if `holder` still has it.
+    pub async fn release(&self, key: &str, holder: i64) -> Result<(), KvError> {
+        match self {
+            Self::Redis(kv) => {
+                let mut conn = kv.connection().await?;
+                redis::cmd("EVAL")
+                    .arg(RELEASE)
+                    .arg(1)
+                    .arg(kv.key(key))
+                    .arg(holder)
+                    .query_async::<i64>(&mut conn)
+                    .await?;
+                Ok(())
+            }
+            Self::Memory(memory) => {
+                if memory
+                    .read(key)
+                    .is_some_and(|(value, _)| value == holder as f64)
+                {
+                    memory.remove(key);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Raises the never-expiring number at `key` to `value` if it is lower; returns what it was before.
+    pub async fn advance(&self, key: &str, value: i64) -> Result<Option<i64>, KvError> {
+        match self {
+            Self::Redis(kv) => {
+                let mut conn = kv.connection().await?;
+                let previous: i64 = redis::cmd("EVAL")
+                    .arg(ADVANCE)
+                    .arg(1)
+                    .arg(kv.key(key))
+                    .arg(value)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok((previous >= 0).then_some(previous))
+            }
+            Self::Memory(memory) => Ok(memory.advance(key, value)),
+        }
+    }
+
     /// Takes one token from the bucket at `key` holding `capacity` tokens and refilling `per_minute`.
     pub async fn take_token(
         &self,
@@ -332,6 +429,45 @@ impl MemoryStore {
         true
     }
 
+    fn lease(&self, key: &str, holder: i64, ttl: Duration) -> bool {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        let holder = holder as f64;
+        if entries
+            .get(key)
+            .is_some_and(|e| e.expires_at > now && e.value != holder)
+        {
+            return false;
+        }
+        entries.insert(
+            key.to_owned(),
+            Entry {
+                value: holder,
+                stamp: now,
+                expires_at: now + ttl,
+            },
+        );
+        true
+    }
+
+    fn advance(&self, key: &str, value: i64) -> Option<i64> {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        let previous = entries.get(key).map(|e| e.value as i64);
+        if previous.is_none_or(|previous| previous < value) {
+            entries.insert(
+                key.to_owned(),
+                Entry {
+                    value: value as f64,
+                    stamp: now,
+                    // Never expires in practice: a century.
+                    expires_at: now + Duration::from_secs(100 * 365 * 24 * 3600),
+                },
+            );
+        }
+        previous
+    }
+
     fn remove(&self, key: &str) {
         self.lock().remove(key);
     }
@@ -363,6 +499,11 @@ impl MemoryStore {
         );
         retry_ms
     }
+}
+
+/// A TTL in whole milliseconds, at least one.
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 fn sweep(entries: &mut HashMap<String, Entry>, now: Instant) {
@@ -514,6 +655,57 @@ mod tests {
             assert_eq!(
                 store.take_token("login:other", 3, 3).await.unwrap(),
                 RateDecision::Allowed,
+                "{name}"
+            );
+            cleanup(&store).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lease_has_one_holder_until_it_expires_or_is_released() {
+        for (store, name) in stores().await {
+            let ttl = Duration::from_millis(300);
+            assert!(store.lease("leader", 1, ttl).await.unwrap(), "{name}");
+            assert!(
+                !store.lease("leader", 2, ttl).await.unwrap(),
+                "{name}: taken"
+            );
+            assert!(
+                store.lease("leader", 1, ttl).await.unwrap(),
+                "{name}: renewed"
+            );
+            store.release("leader", 2).await.unwrap();
+            assert!(
+                !store.lease("leader", 2, ttl).await.unwrap(),
+                "{name}: not 2's to release"
+            );
+            store.release("leader", 1).await.unwrap();
+            assert!(
+                store.lease("leader", 2, ttl).await.unwrap(),
+                "{name}: released"
+            );
+            tokio::time::sleep(Duration::from_millis(450)).await;
+            assert!(
+                store.lease("leader", 3, ttl).await.unwrap(),
+                "{name}: expired"
+            );
+            cleanup(&store).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn advance_only_moves_forward_and_reports_the_previous_value() {
+        for (store, name) in stores().await {
+            assert_eq!(store.advance("month", 10).await.unwrap(), None, "{name}");
+            assert_eq!(store.advance("month", 9).await.unwrap(), Some(10), "{name}");
+            assert_eq!(
+                store.advance("month", 12).await.unwrap(),
+                Some(10),
+                "{name}"
+            );
+            assert_eq!(
+                store.advance("month", 12).await.unwrap(),
+                Some(12),
                 "{name}"
             );
             cleanup(&store).await;

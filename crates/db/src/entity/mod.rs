@@ -7,11 +7,14 @@
 pub mod audit_entry;
 pub mod backup_code;
 pub mod customer;
+pub mod notification;
+pub mod outbox;
 pub mod payment;
 pub mod plan;
 pub mod plan_price;
 pub mod refresh_token;
 pub mod server;
+pub mod snapshot;
 pub mod staff_account;
 pub mod subscription;
 pub mod two_factor;

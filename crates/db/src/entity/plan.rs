@@ -15,6 +15,7 @@ pub struct Model {
     pub device_limit: i16,
     pub is_active: bool,
     pub sort_order: i32,
+    pub resets_traffic_monthly: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

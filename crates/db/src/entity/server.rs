@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 /// One row of `servers`.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "servers")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -16,6 +16,13 @@ pub struct Model {
     pub is_connected: bool,
     pub is_disabled: bool,
     pub users_online: i32,
+    pub panel_uuid: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub traffic_used_bytes: i64,
+    pub status_message: Option<String>,
+    pub last_status_change: Option<DateTimeUtc>,
+    pub synced_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

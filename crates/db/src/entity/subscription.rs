@@ -16,6 +16,9 @@ pub struct Model {
     pub traffic_limit_bytes: Option<i64>,
     pub panel_user_id: Option<i64>,
     pub panel_short_uuid: Option<String>,
+    pub subscription_url: Option<String>,
+    pub device_limit: Option<i16>,
+    pub panel_synced_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -2,8 +2,13 @@
 
 pub(crate) mod audit;
 pub(crate) mod customers;
+pub(crate) mod notifications;
+pub(crate) mod outbox;
 pub(crate) mod payments;
 pub(crate) mod plans;
+pub(crate) mod servers;
 pub(crate) mod sessions;
+pub(crate) mod snapshots;
 pub(crate) mod staff;
+pub(crate) mod subscriptions;
 pub(crate) mod two_factor;

@@ -88,6 +88,7 @@ impl<'a, C: ConnectionTrait> Plans<'a, C> {
             device_limit: Set(columns.device_limit),
             is_active: Set(plan.is_active),
             sort_order: Set(plan.sort_order),
+            resets_traffic_monthly: Set(plan.traffic_limit.as_optional_bytes().is_some()),
             created_at: Set(now),
             updated_at: Set(now),
         })

@@ -319,6 +319,9 @@ async fn subscribe(db: &Db, customer: CustomerId, plan: PlanId, expires: chrono:
         traffic_limit_bytes: Set(None),
         panel_user_id: Set(None),
         panel_short_uuid: Set(None),
+        subscription_url: Set(None),
+        device_limit: Set(None),
+        panel_synced_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     })

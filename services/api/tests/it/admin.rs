@@ -166,6 +166,9 @@ async fn add_subscription(app: &TestApp, customer: &str, plan: &str, expires_in:
         traffic_limit_bytes: Set(None),
         panel_user_id: Set(None),
         panel_short_uuid: Set(None),
+        subscription_url: Set(None),
+        device_limit: Set(None),
+        panel_synced_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     })

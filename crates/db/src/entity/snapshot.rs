@@ -1,0 +1,19 @@
+//! `snapshots` table.
+
+use sea_orm::entity::prelude::*;
+
+/// One row of `snapshots`.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "snapshots")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub name: String,
+    pub body: String,
+    pub updated_at: DateTimeUtc,
+}
+
+/// Relations (joins are written explicitly in repositories).
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
