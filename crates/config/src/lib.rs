@@ -308,8 +308,10 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// Milliseconds between outbox relay passes.
     pub relay_interval_ms: u64,
-    /// Seconds in-flight jobs get to finish on shutdown.
+    /// Seconds in-flight jobs get to finish on shutdown (below `job_lease_secs`).
     pub shutdown_timeout_secs: u64,
+    /// Seconds without a heartbeat after which a worker's jobs are taken back (a killed worker's jobs rerun).
+    pub job_lease_secs: u64,
 }
 
 impl Default for WorkerConfig {
@@ -318,7 +320,8 @@ impl Default for WorkerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
             concurrency: 4,
             relay_interval_ms: 1000,
-            shutdown_timeout_secs: 30,
+            shutdown_timeout_secs: 20,
+            job_lease_secs: 30,
         }
     }
 }
@@ -499,6 +502,15 @@ impl Config {
         }
         if self.worker.relay_interval_ms == 0 {
             return invalid("worker.relay_interval_ms", "must be at least 1");
+        }
+        if self.worker.job_lease_secs < 3 {
+            return invalid("worker.job_lease_secs", "must be at least 3");
+        }
+        if self.worker.shutdown_timeout_secs >= self.worker.job_lease_secs {
+            return invalid(
+                "worker.shutdown_timeout_secs",
+                "must be below worker.job_lease_secs (a draining worker sends no heartbeats)",
+            );
         }
         Ok(())
     }

@@ -3,6 +3,12 @@
 //! Owns the `tracing` subscriber (JSON or pretty logs), the Prometheus registry, and the typed metrics the
 //! services record; metric label values are always bounded (route templates, never raw paths).
 
+mod external;
+mod ops;
+
+pub use external::ExternalMetrics;
+pub use ops::{HealthCheck, serve_ops, shutdown_signal};
+
 use cybervpn_config::{LogConfig, LogFormat};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
@@ -57,6 +63,8 @@ pub struct Metrics {
     registry: Registry,
     /// HTTP server metrics.
     pub http: HttpMetrics,
+    /// Metrics of calls to outside systems.
+    pub external: ExternalMetrics,
 }
 
 impl Metrics {
@@ -64,7 +72,12 @@ impl Metrics {
     pub fn new() -> Result<Self, TelemetryError> {
         let registry = Registry::new();
         let http = HttpMetrics::register(&registry)?;
-        Ok(Self { registry, http })
+        let external = ExternalMetrics::register(&registry)?;
+        Ok(Self {
+            registry,
+            http,
+            external,
+        })
     }
 
     /// The registry, for services that add their own metrics.

@@ -200,6 +200,24 @@ impl<'a, C: ConnectionTrait> Customers<'a, C> {
             .collect()
     }
 
+    /// Which of `ids` are live: not deleted and not disabled by staff.
+    pub async fn live_among(
+        &self,
+        ids: &[CustomerId],
+    ) -> Result<std::collections::HashSet<CustomerId>, DbError> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let live: Vec<uuid::Uuid> = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::Id.is_in(ids))
+            .filter(Column::DeletedAt.is_null())
+            .filter(Column::Status.ne(cybervpn_domain::CustomerStatus::Disabled.as_str()))
+            .into_tuple()
+            .all(self.conn)
+            .await?;
+        Ok(live.into_iter().map(CustomerId::from_uuid).collect())
+    }
+
     /// The live customer with this id and their referral code.
     pub async fn record(&self, id: CustomerId) -> Result<CustomerRecord, DbError> {
         self.row(id).await?.try_into()

@@ -43,14 +43,15 @@ impl<'a, C: ConnectionTrait> Outbox<'a, C> {
     pub async fn push(
         &self,
         job: &str,
-        payload: serde_json::Value,
+        payload: &impl serde::Serialize,
         now: DateTime<Utc>,
     ) -> Result<Uuid, DbError> {
         let id = Uuid::now_v7();
+        let payload = serde_json::to_string(payload).map_err(|err| DbError::corrupt("outbox", err))?;
         Entity::insert(outbox::ActiveModel {
             id: Set(id),
             job: Set(job.to_owned()),
-            payload: Set(payload.to_string()),
+            payload: Set(payload),
             trace_context: Set(None),
             created_at: Set(crate::stored_time(now)),
             sent_at: Set(None),

@@ -1,0 +1,17 @@
+//! The background worker: relays the transactional outbox to the job queue, makes the Remnawave panel match
+//! our subscriptions, and runs the periodic jobs the scheduler enqueues.
+//!
+//! Every handler is idempotent: a job delivered twice (after a crash, or relayed twice) has one effect.
+
+mod actions;
+mod geo;
+mod notify;
+mod periodic;
+mod provision;
+mod relay;
+mod runtime;
+
+pub use notify::{Telegram, notify};
+pub use provision::{ProvisionOutcome, panel_username, provision};
+pub use relay::relay_once;
+pub use runtime::{Services, register, run, start};
