@@ -32,14 +32,24 @@ impl StaffRole {
     pub const fn permissions(self) -> &'static [Permission] {
         use Permission::*;
         match self {
-            Self::Viewer => &[ViewCustomers, ViewPlans],
-            Self::Support => &[ViewCustomers, ViewPlans, BanCustomers],
-            Self::Operator => &[ViewCustomers, ViewPlans, BanCustomers, ManageCustomers],
+            Self::Viewer => &[ViewCustomers, ViewPlans, ViewServers],
+            Self::Support => &[ViewCustomers, ViewPlans, ViewServers, BanCustomers],
+            Self::Operator => &[
+                ViewCustomers,
+                ViewPlans,
+                ViewServers,
+                BanCustomers,
+                ManageCustomers,
+                ManageSubscriptions,
+            ],
             Self::Admin => &[
                 ViewCustomers,
                 ViewPlans,
+                ViewServers,
                 BanCustomers,
                 ManageCustomers,
+                ManageSubscriptions,
+                ManageJobs,
                 DeleteCustomers,
                 ManagePlans,
                 ViewStaff,
@@ -85,6 +95,12 @@ string_enum! {
         ViewAuditLog => "view_audit_log",
         /// Change platform-wide settings (maintenance mode, signing keys).
         ManageSettings => "manage_settings",
+        /// Read servers, their statistics and the monitoring views.
+        ViewServers => "view_servers",
+        /// Extend subscriptions, reset traffic, revoke subscription links.
+        ManageSubscriptions => "manage_subscriptions",
+        /// List and re-drive dead background jobs.
+        ManageJobs => "manage_jobs",
     }
 }
 

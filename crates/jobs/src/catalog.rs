@@ -141,6 +141,23 @@ periodic_jobs! {
     FullReconcile => "full_reconcile",
 }
 
+/// Every job name, on-demand and periodic (for queue-depth views).
+pub const NAMES: &[&str] = &[
+    ProvisionSubscription::NAME,
+    PanelUserAction::NAME,
+    DeliverNotification::NAME,
+    NodeSync::NAME,
+    ServerGeolocation::NAME,
+    NodeHealthCheck::NAME,
+    BandwidthStats::NAME,
+    UserTrafficStats::NAME,
+    MonthlyTrafficReset::NAME,
+    ServerConfigs::NAME,
+    ExpiryReminders::NAME,
+    DisableExpired::NAME,
+    FullReconcile::NAME,
+];
+
 /// Enqueues a job recorded in the outbox by its name; `Ok(None)` for a name this build does not know.
 pub async fn push_named(
     queue: &Queue,

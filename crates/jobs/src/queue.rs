@@ -20,7 +20,8 @@ pub(crate) enum Backend {
 }
 
 impl Queue {
-    /// Connects to Redis at `url`; every key the queues use starts with `prefix`.
+    /// Connects to Redis at `url`; every key the queues use starts with `prefix` (except that, while workers
+    /// run, apalis-redis lists their queue in its global `core:apalis:queues:list`).
     pub async fn redis(url: &str, prefix: &str, metrics: JobMetrics) -> Result<Self, QueueError> {
         Ok(Self {
             backend: Backend::Redis(RedisQueue::connect(url, prefix).await?),

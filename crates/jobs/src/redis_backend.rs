@@ -19,8 +19,10 @@ use crate::{
     worker::{Options, Registration, process_payload, stopped},
 };
 
-/// Pause before a consumer whose apalis worker failed (Redis unreachable, lease lost) starts a new one.
+/// Pause before a consumer whose apalis worker failed (Redis unreachable, lease lost) starts a new one; it
+/// doubles while workers keep failing fast, up to [`MAX_RESTART_DELAY`].
 const RESTART_DELAY: Duration = Duration::from_secs(1);
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 /// Finished tasks deleted per sweep script call.
 const SWEEP_BATCH: usize = 500;
 
@@ -289,8 +291,10 @@ impl RedisQueue {
         mut stop: watch::Receiver<bool>,
     ) {
         let config = self.config(registration.name, &options, registration.concurrency);
+        let mut restart_delay = RESTART_DELAY;
         loop {
             let worker = format!("{}@{}", registration.name, uuid::Uuid::new_v4().simple());
+            let started = tokio::time::Instant::now();
             self.run_worker(&queue, &registration, &config, &worker, &options, &mut stop)
                 .await;
             match self.release(&config, &worker).await {
@@ -312,9 +316,14 @@ impl RedisQueue {
             if *stop.borrow() {
                 return;
             }
+            restart_delay = if started.elapsed() > MAX_RESTART_DELAY {
+                RESTART_DELAY
+            } else {
+                (restart_delay * 2).min(MAX_RESTART_DELAY)
+            };
             tokio::select! {
                 () = stopped(&mut stop) => return,
-                () = tokio::time::sleep(RESTART_DELAY) => {}
+                () = tokio::time::sleep(restart_delay) => {}
             }
         }
     }

@@ -65,6 +65,8 @@ pub struct Metrics {
     pub http: HttpMetrics,
     /// Metrics of calls to outside systems.
     pub external: ExternalMetrics,
+    /// Webhooks received, by source and outcome (`applied`, `ignored`, `bad_signature`).
+    pub webhooks: prometheus::IntCounterVec,
 }
 
 impl Metrics {
@@ -73,10 +75,19 @@ impl Metrics {
         let registry = Registry::new();
         let http = HttpMetrics::register(&registry)?;
         let external = ExternalMetrics::register(&registry)?;
+        let webhooks = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "webhooks_received_total",
+                "Webhooks received by source and outcome",
+            ),
+            &["source", "outcome"],
+        )?;
+        registry.register(Box::new(webhooks.clone()))?;
         Ok(Self {
             registry,
             http,
             external,
+            webhooks,
         })
     }
 

@@ -24,6 +24,7 @@ use actix_web::{
 use anyhow::Context as _;
 use cybervpn_config::Config;
 use cybervpn_db::Db;
+use cybervpn_jobs::{JobMetrics, Queue};
 use cybervpn_kv::Kv;
 use cybervpn_telemetry::Metrics;
 use utoipa_actix_web::AppExt;
@@ -51,6 +52,13 @@ pub struct Api {
     server: Server,
     addr: SocketAddr,
     db: Db,
+    background: Option<Background>,
+}
+
+/// The worker and scheduler running inside the standalone process.
+struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Api {
@@ -67,6 +75,12 @@ impl Api {
     /// Serves until the server is stopped, then closes the database pool.
     pub async fn run(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some(background) = self.background {
+            let _ = background.stop.send(true);
+            for task in background.tasks {
+                let _ = task.await;
+            }
+        }
         let _ = self.db.close().await;
         result
     }
@@ -127,9 +141,26 @@ pub async fn build(
     let store = kv
         .clone()
         .map_or_else(cybervpn_kv::Store::memory, cybervpn_kv::Store::Redis);
+    let job_metrics = JobMetrics::register(metrics.registry()).context("job metrics")?;
+    let queue = match (mode, &config.redis.url) {
+        (Mode::Standalone, _) => Some(Queue::memory(job_metrics)),
+        (Mode::Service, Some(url)) => Some(
+            Queue::redis(url.expose(), &config.redis.key_prefix, job_metrics)
+                .await
+                .context("job queue")?,
+        ),
+        (Mode::Service, None) => None,
+    };
+    let background = match (mode, &queue) {
+        (Mode::Standalone, Some(queue)) => {
+            Some(start_background(&config, &db, queue, &store, &metrics)?)
+        }
+        _ => None,
+    };
     let state = web::Data::new(AppState {
         db: db.clone(),
         kv,
+        queue,
         metrics,
         plans: state::CachedBody::new(Duration::from_secs(config.api.plans_cache_ttl_secs)),
         auth: auth::AuthState {
@@ -198,7 +229,12 @@ pub async fn build(
     .listen(listener)
     .context("cannot listen")?
     .run();
-    Ok(Api { server, addr, db })
+    Ok(Api {
+        server,
+        addr,
+        db,
+        background,
+    })
 }
 
 fn cors(origins: &[String]) -> Cors {
@@ -289,3 +325,45 @@ fn password_hasher(config: &Config) -> anyhow::Result<cybervpn_auth::PasswordHas
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub use cybervpn_telemetry::shutdown_signal;
+
+/// Starts the worker and the scheduler in this process on the in-process queue and store (standalone).
+fn start_background(
+    config: &Arc<Config>,
+    db: &Db,
+    queue: &Queue,
+    store: &cybervpn_kv::Store,
+    metrics: &Metrics,
+) -> anyhow::Result<Background> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let services = cybervpn_worker::Services::new(
+        Arc::clone(config),
+        db.clone(),
+        queue.clone(),
+        store.clone(),
+        metrics,
+    )?;
+    let scheduler = cybervpn_scheduler::Scheduler::new(
+        &config.scheduler,
+        store.clone(),
+        queue.clone(),
+        metrics,
+        cybervpn_scheduler::holder_id(),
+    )?;
+    let worker_stop = until_stopped();
+    let worker = tokio::spawn(async move {
+        if let Err(err) = cybervpn_worker::start(services, worker_stop).await {
+            tracing::error!(error = format!("{err:#}"), "in-process worker failed");
+        }
+    });
+    let scheduler = tokio::spawn(scheduler.run(until_stopped()));
+    Ok(Background {
+        stop,
+        tasks: vec![worker, scheduler],
+    })
+}

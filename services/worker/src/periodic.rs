@@ -37,7 +37,7 @@ pub(crate) async fn sync_nodes(services: &Services) -> Result<usize, JobError> {
         let change = services
             .db
             .servers()
-            .upsert(&report(node), now)
+            .upsert(&node_report(node), now)
             .await
             .or_retry("store server")?;
         if let Some(before) = change.before
@@ -64,7 +64,8 @@ pub(crate) async fn sync_nodes(services: &Services) -> Result<usize, JobError> {
     Ok(nodes.len())
 }
 
-fn report(node: &Node) -> NodeReport {
+/// Our record of a node as the panel reports it.
+pub fn node_report(node: &Node) -> NodeReport {
     NodeReport {
         panel_uuid: node.uuid.to_string(),
         name: node.name.clone(),

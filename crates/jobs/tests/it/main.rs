@@ -644,6 +644,42 @@ async fn a_job_of_a_killed_worker_is_picked_up_by_another_after_the_lease() {
     assert_eq!(h.count(&h.metrics.succeeded, "ping"), 1);
 }
 
+/// A worker that lost its registration (say, Redis was flushed or it was presumed dead) is replaced and carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_lost_its_registration_is_replaced() {
+    let h = Harness::new(Kind::Redis).await;
+    let seen = Seen::default();
+    let recorder = seen.clone();
+    let worker = start(h.worker().handle(1, move |job: Ping, context: JobContext| {
+        let seen = recorder.clone();
+        async move {
+            seen.record(job.n, &context);
+            Ok(())
+        }
+    }));
+    h.queue.push(&Ping { n: 1 }).await.unwrap();
+    eventually("the first job runs", async || seen.len() == 1).await;
+    let redis = h.redis.as_ref().unwrap();
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let workers = format!("{}jobs:ping:workers", redis.prefix());
+    let () = redis::cmd("DEL")
+        .arg(&workers)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    h.queue.push(&Ping { n: 2 }).await.unwrap();
+    eventually("the second job runs", async || seen.len() == 2).await;
+    worker.stop().await;
+    let numbers: Vec<u32> = seen.calls().iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, [1, 2]);
+    assert_eq!(h.queue_keys().await, Vec::<String>::new());
+}
+
 /// Heartbeats continue while a handler runs, so a job outliving the lease is not taken by another worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_running_longer_than_the_lease_is_not_run_twice() {

@@ -62,6 +62,9 @@ pub(crate) mod perm {
         ViewStaff,
         ManageStaff,
         ViewAuditLog,
+        ViewServers,
+        ManageSubscriptions,
+        ManageJobs,
     );
 
     /// Any active staff member.

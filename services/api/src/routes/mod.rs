@@ -10,11 +10,13 @@ pub(crate) mod admin_auth;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod health;
+pub(crate) mod operations;
 pub(crate) mod plans;
 pub(crate) mod plans_admin;
 pub(crate) mod staff;
 pub(crate) mod two_factor;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 /// Registers every documented route.
 pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
@@ -53,7 +55,19 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(plans_admin::list_all_plans)
                 .service(plans_admin::create_plan)
                 .service(plans_admin::update_plan)
-                .service(plans_admin::deactivate_plan),
+                .service(plans_admin::deactivate_plan)
+                .service(operations::list_servers)
+                .service(operations::get_server)
+                .service(operations::server_stats)
+                .service(operations::monitoring_health)
+                .service(operations::monitoring_bandwidth)
+                .service(operations::monitoring_stats)
+                .service(operations::extend_subscription)
+                .service(operations::reset_traffic)
+                .service(operations::revoke_subscription)
+                .service(operations::list_dead_jobs)
+                .service(operations::redrive_dead_job)
+                .service(webhooks::remnawave_webhook),
         );
 }
 

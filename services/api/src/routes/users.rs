@@ -524,6 +524,10 @@ async fn set_banned(
         after: Some(after),
     };
     audit::record(&txn, staff, request, entry, now).await?;
+    // The panel user follows the ban (disabled) or its lifting (active again if the subscription is live).
+    if let Some(subscription) = cybervpn_db::Subscriptions::on(&txn).current_for(id).await? {
+        crate::routes::operations::outbox_provision(&txn, &subscription, now).await?;
+    }
     audit::commit(txn).await?;
     state.profiles.forget(&id);
     if !banned {
