@@ -144,11 +144,17 @@ pub async fn build(
     let job_metrics = JobMetrics::register(metrics.registry()).context("job metrics")?;
     let queue = match (mode, &config.redis.url) {
         (Mode::Standalone, _) => Some(Queue::memory(job_metrics)),
-        (Mode::Service, Some(url)) => Some(
-            Queue::redis(url.expose(), &config.redis.key_prefix, job_metrics)
-                .await
-                .context("job queue")?,
-        ),
+        // Redis down at start must not keep the api down (`/ready` reports it); the dead-job views answer
+        // 503 until a restart finds it.
+        (Mode::Service, Some(url)) => {
+            match Queue::redis(url.expose(), &config.redis.key_prefix, job_metrics).await {
+                Ok(queue) => Some(queue),
+                Err(err) => {
+                    tracing::warn!(error = %err, "job queue unavailable at start");
+                    None
+                }
+            }
+        }
         (Mode::Service, None) => None,
     };
     let background = match (mode, &queue) {

@@ -852,7 +852,12 @@ async fn staff_manage_only_roles_below_their_own(backend: Backend) {
     assert_eq!(demoted["role"], "support");
     assert_eq!(
         demoted["permissions"],
-        json!(["view_customers", "view_plans", "ban_customers"])
+        json!([
+            "view_customers",
+            "view_plans",
+            "view_servers",
+            "ban_customers"
+        ])
     );
     let entry = last_entry(&app, &admin, "staff.update").await;
     assert_eq!(entry["before"]["role"], "operator");

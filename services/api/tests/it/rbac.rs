@@ -86,6 +86,8 @@ const PUBLIC_WRITES: &[&str] = &[
     "POST /api/v1/admin/auth/login",
     "POST /api/v1/admin/auth/login/2fa",
     "POST /api/v1/plans/quote",
+    // Authenticated by the panel's HMAC signature of the body, not by a bearer token.
+    "POST /api/v1/webhooks/remnawave",
 ];
 
 #[test]
