@@ -19,7 +19,7 @@ use cybervpn_remnawave::{Node, StreamQuery, User};
 
 use crate::{
     Services, geo, notify,
-    provision::{PANEL_TAG, drifted, expire_if_due, panel_username},
+    provision::{PANEL_TAG, drifted, expire_if_due, panel_username, serves},
 };
 
 /// Users asked for per stream page.
@@ -512,7 +512,7 @@ pub(crate) async fn reconcile(services: &Services) -> Result<ReconcileReport, Jo
             let customer_live = live.contains(&subscription.customer_id);
             let needs = match user {
                 Some(user) => drifted(subscription, customer_live, user, now),
-                None => customer_live && subscription.is_active_at(now),
+                None => customer_live && serves(subscription, now),
             };
             if needs && is_current(services, subscription).await? {
                 services

@@ -161,7 +161,7 @@ async fn desired(
         .or(plan.as_ref().map(|plan| plan.device_limit))
         .unwrap_or(services.config.remnawave.default_device_limit);
     let customer_live = customer.is_some_and(|c| c.status != CustomerStatus::Disabled);
-    let live = customer_live && subscription.is_active_at(now);
+    let live = customer_live && serves(subscription, now);
     Ok(Desired {
         live,
         expire_at: subscription.expires_at,
@@ -233,7 +233,7 @@ pub(crate) fn drifted(
     user: &User,
     now: DateTime<Utc>,
 ) -> bool {
-    let live = customer_live && subscription.is_active_at(now);
+    let live = customer_live && serves(subscription, now);
     let status_ok = if live {
         user.status == UserStatus::Active || user.status == UserStatus::Limited
     } else {
@@ -253,6 +253,15 @@ pub(crate) fn drifted(
         .as_ref()
         .is_some_and(|p| p.user_id == user.id && p.short_uuid == user.short_uuid);
     !(status_ok && expiry_ok && limit == user.traffic_limit_bytes && identity_ok)
+}
+
+/// Whether the subscription should have a panel user at `now`: running, or out of traffic (the panel enforces
+/// the limit itself) but not ended.
+pub(crate) fn serves(subscription: &Subscription, now: DateTime<Utc>) -> bool {
+    matches!(
+        subscription.status,
+        SubscriptionStatus::Active | SubscriptionStatus::Limited
+    ) && subscription.expires_at > now
 }
 
 /// Whether a subscription's end changed status at `now`: active past its end becomes expired.
