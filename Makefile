@@ -3,13 +3,16 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt docs openapi bench services build release deny
+.PHONY: help run demo test lint fmt docs openapi bench services build release deny
 
 help: ## List targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
 run: ## Run the whole platform in one process on SQLite (./data), serving http://127.0.0.1:8080
 	$(CARGO) run --bin cybervpn
+
+demo: ## Standalone platform + panel fake: a customer provisioned end to end (Ctrl-C stops)
+	bash scripts/demo.sh
 
 test: services ## Run the full test suite (needs PostgreSQL and Redis on 127.0.0.1; `make services` starts them)
 	@command -v cargo-nextest >/dev/null || $(CARGO) install --locked cargo-nextest

@@ -1,6 +1,7 @@
 //! `cybervpn`: the whole platform in one process on SQLite, migrating on start.
 //!
-//! Today it serves the api; the worker, scheduler and bot join this process as they are built.
+//! Serves the api and runs the worker and the scheduler in-process on the in-process queue; the bot joins
+//! this process when it is built.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
