@@ -8,8 +8,12 @@
 # For each: idle RSS after start-up and warm-up, `wrk --latency` against GET /health and GET /api/v1/plans,
 # RSS after load. Everything it creates (servers, database, Redis keys, temp dir) is removed on exit.
 #
+#   Jobs        the worker's `bench_jobs` example (release): no-op jobs/s through the Redis queue, provisioning
+#               jobs/s against the panel fake, and a full reconcile of 100,000 panel users (target ≤ 60 s).
+#
 # Environment: BENCH_DURATION (default 20s), BENCH_CONNECTIONS (default 64), BENCH_THREADS (default 2),
-# CARGO (default cargo).
+# BENCH_NOOP_JOBS (default 20000), BENCH_PROVISION_JOBS (default 2000), BENCH_RECONCILE_USERS (default 100000),
+# BENCH_ONLY (`http` or `jobs` runs only those benchmarks; default both), CARGO (default cargo).
 set -euo pipefail
 
 # The whole script is one `{ … }` block, so bash parses all of it before running any: editing this file
@@ -22,6 +26,10 @@ cd "$ROOT"
 DURATION="${BENCH_DURATION:-20s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 THREADS="${BENCH_THREADS:-2}"
+NOOP_JOBS="${BENCH_NOOP_JOBS:-20000}"
+PROVISION_JOBS="${BENCH_PROVISION_JOBS:-2000}"
+RECONCILE_USERS="${BENCH_RECONCILE_USERS:-100000}"
+ONLY="${BENCH_ONLY:-all}"
 CARGO="${CARGO:-cargo}"
 PG_URL_BASE="postgres://postgres@127.0.0.1:5432"
 REDIS_URL="redis://127.0.0.1:6379"
@@ -34,6 +42,13 @@ die() { printf '\033[31m[bench] %s\033[0m\n' "$*" >&2; exit 1; }
 if ! [[ "$CONNECTIONS" =~ ^[0-9]+$ && "$THREADS" =~ ^[0-9]+$ ]] || ((THREADS < 1 || CONNECTIONS < THREADS)); then
   die "BENCH_CONNECTIONS ($CONNECTIONS) must be a number ≥ BENCH_THREADS ($THREADS) ≥ 1"
 fi
+if ! [[ "$NOOP_JOBS" =~ ^[0-9]+$ && "$PROVISION_JOBS" =~ ^[0-9]+$ && "$RECONCILE_USERS" =~ ^[0-9]+$ ]]; then
+  die "BENCH_NOOP_JOBS, BENCH_PROVISION_JOBS and BENCH_RECONCILE_USERS must be numbers (0 skips one)"
+fi
+case "$ONLY" in all | http | jobs) ;; *) die "BENCH_ONLY must be http or jobs (or unset for both), not ${ONLY}" ;; esac
+
+# Whether the benchmarks of kind $1 (http, jobs) run.
+wants() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
 
 # ---------------------------------------------------------------------------------------------- tools
 as_root() {
@@ -47,7 +62,7 @@ apt_install() {
 }
 
 missing=()
-command -v wrk >/dev/null || missing+=(wrk)
+if wants http; then command -v wrk >/dev/null || missing+=(wrk); fi
 command -v curl >/dev/null || missing+=(curl)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
@@ -298,53 +313,156 @@ run_scenario() {
   stop_server
 }
 
+JOB_ROWS=()
+JOB_VERDICTS=()
+JOB_CPU=""
+JOB_NOISE=()
+
+# The `bench <name> key=value …` line of the job benchmarks' output $1: the value of key $3 on line $2.
+bench_field() {
+  awk -v name="$2" -v key="$3" '$1 == "bench" && $2 == name {
+    for (i = 3; i <= NF; i++) { eq = index($i, "="); if (substr($i, 1, eq - 1) == key) print substr($i, eq + 1) }
+  }' "$1"
+}
+
+# CPU clock ticks, as "machine_user_sys machine_total steal children services": the whole machine from
+# /proc/stat, this shell's reaped children (the job benchmark, run in the foreground), and every `postgres` and
+# `redis-server` process with its reaped children (the postmaster reaps the benchmark's finished backends).
+jobs_cpu_sample() {
+  local machine children services
+  machine="$(awk '/^cpu / { print $2 + $3 + $4, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9 }' /proc/stat)"
+  children="$(awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat")"
+  services="$(cat /proc/[0-9]*/stat 2>/dev/null | awk '{
+    comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\) [A-Za-z] .*$/, "", comm)
+    if (comm != "postgres" && comm != "redis-server") next
+    rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
+    ticks += f[12] + f[13] + f[14] + f[15]
+  } END { print ticks + 0 }')"
+  echo "$machine $children $services"
+}
+
+# Job throughput and the full reconcile (issue 5), by the worker's `bench_jobs` example: it makes its own fresh
+# PostgreSQL databases, Redis prefixes and panel fake, and removes them when it ends. Time is measured inside it.
+run_jobs() {
+  local out before after shares other secs
+  out="${WORK_DIR}/bench-jobs.txt"
+  log "job benchmarks: ${NOOP_JOBS} no-op jobs, ${PROVISION_JOBS} provisioning jobs, reconcile of ${RECONCILE_USERS} panel users"
+  before="$(jobs_cpu_sample)"
+  target/release/examples/bench_jobs --noop-jobs "$NOOP_JOBS" --provision-jobs "$PROVISION_JOBS" \
+    --reconcile-users "$RECONCILE_USERS" | tee "$out" >&2
+  after="$(jobs_cpu_sample)"
+  # PostgreSQL and Redis work for the benchmark (other sessions' queries on them would count too).
+  shares="$(awk -v a="$before" -v b="$after" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    total = y[2] - x[2]; if (total <= 0) { print "?"; exit }
+    bench = y[4] - x[4]; services = y[5] - x[5]; other = (y[1] - x[1]) - bench - services; if (other < 0) other = 0
+    printf "bench_jobs %.0f%% / PostgreSQL + Redis %.0f%% / other %.0f%% / steal %.0f%%", 100 * bench / total,
+      100 * services / total, 100 * other / total, 100 * (y[3] - x[3]) / total
+  }')"
+  log "CPU during the job benchmarks: ${shares}"
+  JOB_CPU="$shares"
+  other="$(sed -n 's/.*other \([0-9]*\)%.*/\1/p' <<<"$shares")"
+  if [ "${other:-0}" -ge 10 ]; then
+    JOB_NOISE+=("other processes took ${other}% of the machine's CPU during the job benchmarks: numbers are noisy")
+  fi
+
+  local jobs push_secs push_rate total_secs rate concurrency producers
+  if [ "$NOOP_JOBS" -gt 0 ]; then
+    jobs="$(bench_field "$out" noop jobs)"
+    [ -n "$jobs" ] || die "could not parse the no-op job benchmark"
+    producers="$(bench_field "$out" noop producers)"
+    concurrency="$(bench_field "$out" noop concurrency)"
+    push_secs="$(bench_field "$out" noop push_secs)"
+    push_rate="$(bench_field "$out" noop push_per_sec)"
+    total_secs="$(bench_field "$out" noop total_secs)"
+    rate="$(bench_field "$out" noop per_sec)"
+    JOB_ROWS+=("| no-op jobs pushed to the Redis queue (${producers} concurrent producers) | $(fmt_int "$jobs") | ${push_secs} s | $(fmt_int "$push_rate") pushes/s |")
+    JOB_ROWS+=("| no-op jobs, first push to all handled (worker concurrency ${concurrency}) | $(fmt_int "$jobs") | ${total_secs} s | $(fmt_int "$rate") jobs/s |")
+  fi
+  if [ "$PROVISION_JOBS" -gt 0 ]; then
+    jobs="$(bench_field "$out" provision jobs)"
+    [ -n "$jobs" ] || die "could not parse the provisioning job benchmark"
+    concurrency="$(bench_field "$out" provision concurrency)"
+    secs="$(bench_field "$out" provision secs)"
+    rate="$(bench_field "$out" provision per_sec)"
+    JOB_ROWS+=("| \`ProvisionSubscription\` jobs against the panel fake, new users (worker concurrency ${concurrency}) | $(fmt_int "$jobs") | ${secs} s | $(fmt_int "$rate") jobs/s |")
+  fi
+  if [ "$RECONCILE_USERS" -gt 0 ]; then
+    local users repaired orphans repairs_secs
+    users="$(bench_field "$out" reconcile panel_users)"
+    [ -n "$users" ] || die "could not parse the reconcile benchmark"
+    repaired="$(bench_field "$out" reconcile repaired)"
+    orphans="$(bench_field "$out" reconcile orphans)"
+    secs="$(bench_field "$out" reconcile secs)"
+    repairs_secs="$(bench_field "$out" reconcile repairs_secs)"
+    JOB_ROWS+=("| \`FullReconcile\`: $(fmt_int "$users") panel users vs. $(fmt_int "$users") subscriptions, push to report | $(fmt_int "$users") users | ${secs} s | $(fmt_int "$(awk -v n="$users" -v s="$secs" 'BEGIN { print n / s }')") users/s |")
+    JOB_ROWS+=("| the repairs it queued, applied after its report | $(fmt_int "$repaired") | ${repairs_secs} s | $(fmt_int "$(awk -v n="$repaired" -v s="$repairs_secs" 'BEGIN { print (s > 0 ? n / s : 0) }')") jobs/s |")
+    JOB_VERDICTS+=("$(awk -v s="$secs" -v u="$users" -v r="$repaired" -v o="$orphans" 'BEGIN {
+      printf "full reconcile of %d panel users in %.1f s %s (target ≤ 60 s); %d drifted users queued for repair, %d orphans",
+        u, s, (s <= 60 ? "✅" : "❌"), r, o
+    }')")
+  fi
+}
+
 # ------------------------------------------------------------------------------------------------ run
 log "making sure PostgreSQL and Redis are up"
 bash scripts/services.sh
 
-log "building the release binaries"
-"$CARGO" build --release --bin cybervpn --bin cybervpn-api
-# Separately, so the benchmarked binaries are the production build: the example's dev-dependencies would
-# otherwise change the features they are compiled with.
-"$CARGO" build --release --example hash_rate
-
-# Scenario A: standalone on SQLite.
-PORT="$(free_port)"
-mkdir -p "${WORK_DIR}/data"
-log "scenario A: standalone (SQLite) on 127.0.0.1:${PORT}"
-start_server "${WORK_DIR}/standalone.log" \
-  CYBERVPN_DATA_DIR="${WORK_DIR}/data" \
-  CYBERVPN_API_LISTEN="127.0.0.1:${PORT}" \
-  CYBERVPN_LOG_LEVEL=warn \
-  target/release/cybervpn
-run_scenario standalone "$PORT"
-
-# Scenario B: cybervpn-api on PostgreSQL and Redis.
-log "scenario B: creating database ${DB_NAME}"
-psql -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"${DB_NAME}\"" >/dev/null
-DB_CREATED=1
-# The api service refuses to start without token signing / encryption keys: generate throwaway ones
-# (`keys generate` prints them as CYBERVPN_AUTH_…=… lines); they live only in this process's memory.
-AUTH_ENV=()
-if keys="$(target/release/cybervpn-api keys generate 2>/dev/null)"; then
-  while IFS= read -r line; do
-    case "$line" in CYBERVPN_AUTH_*=*) AUTH_ENV+=("$line") ;; esac
-  done <<<"$keys"
+if wants http; then
+  log "building the release binaries"
+  "$CARGO" build --release --bin cybervpn --bin cybervpn-api
+  # Separately, so the benchmarked binaries are the production build: the example's dev-dependencies would
+  # otherwise change the features they are compiled with.
+  "$CARGO" build --release --example hash_rate
 fi
-unset keys
-PORT="$(free_port)"
-log "scenario B: cybervpn-api (PostgreSQL + Redis) on 127.0.0.1:${PORT}"
-start_server "${WORK_DIR}/api.log" \
-  "${AUTH_ENV[@]}" \
-  DATABASE_URL="${PG_URL_BASE}/${DB_NAME}" \
-  REDIS_URL="$REDIS_URL" \
-  CYBERVPN_REDIS_KEY_PREFIX="$REDIS_PREFIX" \
-  CYBERVPN_AUTH_IP_REQUESTS_PER_MINUTE=100000000 \
-  CYBERVPN_AUTH_ACCOUNT_REQUESTS_PER_MINUTE=100000000 \
-  CYBERVPN_API_LISTEN="127.0.0.1:${PORT}" \
-  CYBERVPN_LOG_LEVEL=warn \
-  target/release/cybervpn-api serve --migrate
-run_scenario postgres "$PORT"
+if wants jobs; then
+  # Its own build: the example's dev-dependencies (testkit, panel fake) must not change the features the
+  # benchmarked binaries are compiled with.
+  log "building the job benchmark (release)"
+  "$CARGO" build --release -p cybervpn-worker --example bench_jobs
+fi
+
+if wants http; then
+  # Scenario A: standalone on SQLite.
+  PORT="$(free_port)"
+  mkdir -p "${WORK_DIR}/data"
+  log "scenario A: standalone (SQLite) on 127.0.0.1:${PORT}"
+  start_server "${WORK_DIR}/standalone.log" \
+    CYBERVPN_DATA_DIR="${WORK_DIR}/data" \
+    CYBERVPN_API_LISTEN="127.0.0.1:${PORT}" \
+    CYBERVPN_LOG_LEVEL=warn \
+    target/release/cybervpn
+  run_scenario standalone "$PORT"
+
+  # Scenario B: cybervpn-api on PostgreSQL and Redis.
+  log "scenario B: creating database ${DB_NAME}"
+  psql -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"${DB_NAME}\"" >/dev/null
+  DB_CREATED=1
+  # The api service refuses to start without token signing / encryption keys: generate throwaway ones
+  # (`keys generate` prints them as CYBERVPN_AUTH_…=… lines); they live only in this process's memory.
+  AUTH_ENV=()
+  if keys="$(target/release/cybervpn-api keys generate 2>/dev/null)"; then
+    while IFS= read -r line; do
+      case "$line" in CYBERVPN_AUTH_*=*) AUTH_ENV+=("$line") ;; esac
+    done <<<"$keys"
+  fi
+  unset keys
+  PORT="$(free_port)"
+  log "scenario B: cybervpn-api (PostgreSQL + Redis) on 127.0.0.1:${PORT}"
+  start_server "${WORK_DIR}/api.log" \
+    "${AUTH_ENV[@]}" \
+    DATABASE_URL="${PG_URL_BASE}/${DB_NAME}" \
+    REDIS_URL="$REDIS_URL" \
+    CYBERVPN_REDIS_KEY_PREFIX="$REDIS_PREFIX" \
+    CYBERVPN_AUTH_IP_REQUESTS_PER_MINUTE=100000000 \
+    CYBERVPN_AUTH_ACCOUNT_REQUESTS_PER_MINUTE=100000000 \
+    CYBERVPN_API_LISTEN="127.0.0.1:${PORT}" \
+    CYBERVPN_LOG_LEVEL=warn \
+    target/release/cybervpn-api serve --migrate
+  run_scenario postgres "$PORT"
+fi
+
+if wants jobs; then run_jobs; fi
 
 # --------------------------------------------------------------------------------------------- report
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -385,15 +503,33 @@ For each: the server's resident memory (`VmRSS`) once it has started and answere
 16-plan catalogue as JSON): requests per second and the 50th / 99th percentile latency, and the RSS after
 that load. `BENCH_DURATION` and `BENCH_CONNECTIONS` override the duration and the connection count.
 
+Then the jobs, by the worker's `bench_jobs` example (`services/worker/examples/bench_jobs.rs`, release build)
+on a fresh PostgreSQL database, a private Redis key prefix and the panel fake on loopback, with the worker's
+shipped concurrency (4 jobs of a type at once):
+
+- **no-op jobs** — 20,000 jobs of a bench-only type pushed by 8 concurrent producers while a worker consumes
+  them: the push rate, and jobs/s from the first push until every job was handled;
+- **provisioning** — 2,000 customers with a live subscription and their `ProvisionSubscription` jobs waiting
+  in Redis; `cybervpn_worker::start` (what `cybervpn-worker` runs) creates their panel users: jobs/s from the
+  worker's start until every job succeeded;
+- **full reconcile** — 100,000 panel users tagged `CYBERVPN`, each matching one of 100,000 subscriptions, 1 % of
+  them with a drifted expiry: the time from pushing `FullReconcile` until its `reconcile` report is stored, then
+  how long the repairs it queued took.
+
+`BENCH_NOOP_JOBS`, `BENCH_PROVISION_JOBS` and `BENCH_RECONCILE_USERS` change the counts (0 skips one);
+`BENCH_ONLY=http` or `BENCH_ONLY=jobs` runs only one half.
+
 Targets (on a 2-core machine):
 
 - `GET /api/v1/plans` ≥ 30,000 req/s with p99 ≤ 5 ms;
-- idle RSS of the api ≤ 25 MB.
+- idle RSS of the api ≤ 25 MB;
+- a full reconcile of 100,000 panel users ≤ 60 s.
 
 wrk runs on the same machine as the server, so the numbers are a floor: the load generator takes a
 good share of the CPU. Each section lists how the CPU was shared during each load (server / wrk / other
 processes / hypervisor steal) and flags a run where other processes took 10 % or more as noisy: rerun it
-on a quiet machine before drawing conclusions.
+on a quiet machine before drawing conclusions. The job benchmarks share the cores with PostgreSQL, Redis
+and the panel fake, which all work for them; their CPU line says how much went elsewhere.
 EOF
 fi
 
@@ -403,27 +539,39 @@ fi
   printf '\n## %s UTC — %s\n\n' "$(date -u '+%Y-%m-%d %H:%M')" "$commit"
   printf -- '- Machine: %s, %s cores (`nproc`), %s RAM, kernel %s\n' "$cpu" "$cores" "$mem" "$kernel"
   printf -- '- Commit: `%s`\n' "$commit"
-  printf -- '- Load: `wrk -t%s -c%s -d%s --latency`; wrk runs on the same %s cores as the server, so the server gets roughly half the machine\n' \
-    "$THREADS" "$CONNECTIONS" "$DURATION" "$cores"
-  printf '\n| scenario | endpoint | req/s | p50 | p99 | idle RSS | RSS after load |\n'
-  printf '| --- | --- | ---: | ---: | ---: | ---: | ---: |\n'
-  printf '%s\n' "${ROWS[@]}"
-  printf '\n- CPU share of the whole machine during each load (server / wrk / other processes / hypervisor steal):\n'
-  for line in "${CPU_LINES[@]}"; do printf -- '  - %s\n' "$line"; done
-  for verdict in "${verdicts[@]}"; do printf -- '- `GET /api/v1/plans`, %s\n' "$verdict"; done
-  if ((${#NOTES[@]})); then
-    for note in "${NOTES[@]}"; do printf -- '- ⚠️ %s\n' "$note"; done
-  else
-    printf -- '- No non-2xx responses and no socket errors.\n'
+  if wants http; then
+    printf -- '- Load: `wrk -t%s -c%s -d%s --latency`; wrk runs on the same %s cores as the server, so the server gets roughly half the machine\n' \
+      "$THREADS" "$CONNECTIONS" "$DURATION" "$cores"
+    printf '\n| scenario | endpoint | req/s | p50 | p99 | idle RSS | RSS after load |\n'
+    printf '| --- | --- | ---: | ---: | ---: | ---: | ---: |\n'
+    printf '%s\n' "${ROWS[@]}"
+    printf '\n- CPU share of the whole machine during each load (server / wrk / other processes / hypervisor steal):\n'
+    for line in "${CPU_LINES[@]}"; do printf -- '  - %s\n' "$line"; done
+    for verdict in "${verdicts[@]}"; do printf -- '- `GET /api/v1/plans`, %s\n' "$verdict"; done
+    if ((${#NOTES[@]})); then
+      for note in "${NOTES[@]}"; do printf -- '- ⚠️ %s\n' "$note"; done
+    else
+      printf -- '- No non-2xx responses and no socket errors.\n'
+    fi
+    if ((${#NOISE[@]})); then
+      for note in "${NOISE[@]}"; do printf -- '- ⚠️ %s\n' "$note"; done
+    fi
+    if ((${#AUTH_ROWS[@]})); then
+      printf '\nSign-in (postgres scenario; rate limits raised so the flood measures hashing, not the limiter):\n\n'
+      printf '| measurement | throughput | p50 | p99 |\n| --- | ---: | ---: | ---: |\n'
+      printf '%s\n' "${AUTH_ROWS[@]}"
+      for verdict in "${AUTH_VERDICTS[@]}"; do printf -- '- %s\n' "$verdict"; done
+    fi
   fi
-  if ((${#NOISE[@]})); then
-    for note in "${NOISE[@]}"; do printf -- '- ⚠️ %s\n' "$note"; done
-  fi
-  if ((${#AUTH_ROWS[@]})); then
-    printf '\nSign-in (postgres scenario; rate limits raised so the flood measures hashing, not the limiter):\n\n'
-    printf '| measurement | throughput | p50 | p99 |\n| --- | ---: | ---: | ---: |\n'
-    printf '%s\n' "${AUTH_ROWS[@]}"
-    for verdict in "${AUTH_VERDICTS[@]}"; do printf -- '- %s\n' "$verdict"; done
+  if ((${#JOB_ROWS[@]})); then
+    printf '\nJobs (`bench_jobs`: worker concurrency as shipped, fresh PostgreSQL database, Redis, panel fake on loopback; all on these %s cores):\n\n' "$cores"
+    printf '| measurement | count | time | throughput |\n| --- | ---: | ---: | ---: |\n'
+    printf '%s\n' "${JOB_ROWS[@]}"
+    printf -- '- CPU share of the whole machine during the job benchmarks: %s\n' "$JOB_CPU"
+    for verdict in "${JOB_VERDICTS[@]}"; do printf -- '- %s\n' "$verdict"; done
+    if ((${#JOB_NOISE[@]})); then
+      for note in "${JOB_NOISE[@]}"; do printf -- '- ⚠️ %s\n' "$note"; done
+    fi
   fi
 } >>"$RESULTS_MD"
 

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -125,6 +125,17 @@ pub struct Exchange {
     pub response_body: Option<Value>,
     /// The route template matched, e.g. `/api/users/{id}/actions/extend`; `unmatched` for unknown routes.
     pub route: &'static str,
+}
+
+/// The panel identity of a user made by [`PanelFake::seed_user`] (what a subscription stores about it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeededUser {
+    /// The numeric id.
+    pub id: i64,
+    /// The short uuid (subscription URL segment).
+    pub short_uuid: String,
+    /// `<subscription base>/<shortUuid>`.
+    pub subscription_url: String,
 }
 
 /// A running fake panel; clones share it, and it stops when the last clone drops or on [`PanelFake::shutdown`].
@@ -251,6 +262,30 @@ impl PanelFake {
     /// Bulk-creates `n` ACTIVE users named `seed_<k>` in the first squad (no webhooks).
     pub fn seed_users(&self, n: usize) {
         lock(&self.shared().state).seed(n, Utc::now());
+    }
+
+    /// Creates an ACTIVE user with these fields in the first squad (no webhooks); `None` if the username is taken.
+    pub fn seed_user(
+        &self,
+        username: &str,
+        expire_at: DateTime<Utc>,
+        traffic_limit_bytes: i64,
+        tag: Option<&str>,
+    ) -> Option<SeededUser> {
+        let mut state = lock(&self.shared().state);
+        let (id, short_uuid) =
+            state.seed_user(username, expire_at, traffic_limit_bytes, tag, Utc::now())?;
+        let subscription_url = state.subscription_url_of(&short_uuid);
+        Some(SeededUser {
+            id,
+            short_uuid,
+            subscription_url,
+        })
+    }
+
+    /// How many users the panel holds.
+    pub fn user_count(&self) -> usize {
+        lock(&self.shared().state).user_count()
     }
 
     /// Every node as the API would return it.

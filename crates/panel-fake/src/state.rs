@@ -742,6 +742,64 @@ impl State {
         }
     }
 
+    /// Creates one ACTIVE `NO_RESET` user in the first squad; raises no events. Returns its id and short uuid,
+    /// or `None` when the username is taken.
+    pub(crate) fn seed_user(
+        &mut self,
+        username: &str,
+        expire_at: DateTime<Utc>,
+        traffic_limit_bytes: i64,
+        tag: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Option<(i64, String)> {
+        if self.by_username.contains_key(username) {
+            return None;
+        }
+        let id = self.next_id;
+        let short_uuid = self.fresh_short_uuid();
+        let user = User {
+            id,
+            short_uuid: short_uuid.clone(),
+            username: username.to_owned(),
+            status: Status::Active,
+            traffic_limit_bytes,
+            strategy: "NO_RESET",
+            expire_at,
+            telegram_id: None,
+            email: None,
+            description: None,
+            tag: tag.map(str::to_owned),
+            hwid_device_limit: None,
+            external_squad_uuid: None,
+            trojan_password: random_string(30),
+            vless_uuid: Uuid::new_v4(),
+            ss_password: random_string(32),
+            last_triggered_threshold: 0,
+            sub_revoked_at: None,
+            last_traffic_reset_at: None,
+            created_at: now,
+            updated_at: now,
+            squads: self.squads.first().map(|s| s.uuid).into_iter().collect(),
+            used_traffic_bytes: 0,
+            lifetime_used_traffic_bytes: 0,
+            online_at: None,
+            first_connected_at: None,
+            last_connected_node_uuid: None,
+        };
+        self.insert(user);
+        Some((id, short_uuid))
+    }
+
+    /// The subscription URL of a short uuid (`<base>/<shortUuid>`).
+    pub(crate) fn subscription_url_of(&self, short_uuid: &str) -> String {
+        self.subscription_url(short_uuid)
+    }
+
+    /// How many users there are.
+    pub(crate) fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
     /// `GET /api/sub/{shortUuid}/info`.
     pub(crate) fn subscription_info(
         &self,
@@ -1255,6 +1313,33 @@ mod tests {
         assert_eq!(ids, [4, 5]);
         assert_eq!(second["hasMore"], false);
         assert_eq!(second["nextCursor"], Value::Null);
+    }
+
+    #[test]
+    fn seeded_users_carry_their_name_expiry_limit_and_tag() {
+        let (mut s, now) = state();
+        let expire_at = now + TimeDelta::days(7);
+        let (id, short) = s
+            .seed_user("cv_one", expire_at, 1024, Some("CYBERVPN"), now)
+            .unwrap();
+        assert_eq!(s.seed_user("cv_one", expire_at, 0, None, now), None);
+        let user = s.get_by_username("cv_one", now).unwrap();
+        assert_eq!(user["id"], id);
+        assert_eq!(user["shortUuid"], short.as_str());
+        assert_eq!(user["subscriptionUrl"], s.subscription_url_of(&short));
+        assert_eq!(user["expireAt"], iso(expire_at));
+        assert_eq!(user["trafficLimitBytes"], 1024);
+        assert_eq!(user["status"], "ACTIVE");
+        let tagged = s.stream(
+            &StreamQuery {
+                size: 10,
+                tag: Some("CYBERVPN".to_owned()),
+                ..StreamQuery::default()
+            },
+            now,
+        );
+        assert_eq!(tagged["users"].as_array().map(Vec::len), Some(1));
+        assert_eq!(s.user_count(), 1);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Scheduler tests on real Redis: one leader, each slot enqueued once, missed ticks collapsed.
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::time::Duration;
 

@@ -132,7 +132,10 @@ impl<'a, C: ConnectionTrait> Notifications<'a, C> {
     /// Records a failed delivery attempt.
     pub async fn mark_failed(&self, id: Uuid, error: &str) -> Result<(), DbError> {
         Entity::update_many()
-            .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(Expr::value(1)))
+            .col_expr(
+                Column::Attempts,
+                Expr::col(Column::Attempts).add(Expr::value(1)),
+            )
             .col_expr(
                 Column::LastError,
                 Expr::value(error.chars().take(500).collect::<String>()),

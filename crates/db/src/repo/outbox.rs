@@ -47,7 +47,8 @@ impl<'a, C: ConnectionTrait> Outbox<'a, C> {
         now: DateTime<Utc>,
     ) -> Result<Uuid, DbError> {
         let id = Uuid::now_v7();
-        let payload = serde_json::to_string(payload).map_err(|err| DbError::corrupt("outbox", err))?;
+        let payload =
+            serde_json::to_string(payload).map_err(|err| DbError::corrupt("outbox", err))?;
         Entity::insert(outbox::ActiveModel {
             id: Set(id),
             job: Set(job.to_owned()),
@@ -103,7 +104,10 @@ impl<'a, C: ConnectionTrait> Outbox<'a, C> {
     /// Records a failed relay attempt; the message stays pending.
     pub async fn mark_failed(&self, id: Uuid, error: &str) -> Result<(), DbError> {
         Entity::update_many()
-            .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(Expr::value(1)))
+            .col_expr(
+                Column::Attempts,
+                Expr::col(Column::Attempts).add(Expr::value(1)),
+            )
             .col_expr(
                 Column::LastError,
                 Expr::value(error.chars().take(500).collect::<String>()),

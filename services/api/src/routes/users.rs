@@ -357,6 +357,11 @@ pub(crate) async fn delete_customer(
         after: Some(serde_json::json!({ "deleted": true })),
     };
     audit::record(&txn, &staff.account, &request, change, now).await?;
+    // A deleted customer is not live: provisioning disables their panel user rather than leaving the VPN
+    // serving them until the next reconciliation.
+    if let Some(subscription) = cybervpn_db::Subscriptions::on(&txn).current_for(id).await? {
+        crate::routes::operations::outbox_provision(&txn, &subscription, now).await?;
+    }
     audit::commit(txn).await?;
     state.profiles.forget(&id);
     // Access tokens already issued stop working too, not only refresh tokens.

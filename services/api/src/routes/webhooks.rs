@@ -167,7 +167,21 @@ async fn user_event(state: &AppState, kind: &str, event: &Event) -> Result<bool,
         _ => false,
     };
     audit::commit(txn).await?;
-    if kind == "limited" {
+    if kind == "limited" && current.status == SubscriptionStatus::Limited {
+        let language = state
+            .db
+            .customers()
+            .get(current.customer_id)
+            .await?
+            .language;
+        let body = match language {
+            cybervpn_domain::Language::Ru => {
+                "Трафик вашего тарифа CyberVPN закончился. Он обновится с тарифом, или докупите трафик."
+            }
+            _ => {
+                "You have used all the traffic of your CyberVPN plan. It renews with your plan, or buy more."
+            }
+        };
         let key = format!(
             "limited:{}:{}",
             current.id.as_uuid(),
@@ -178,7 +192,7 @@ async fn user_event(state: &AppState, kind: &str, event: &Event) -> Result<bool,
             &key,
             Audience::Customer(current.customer_id),
             "traffic_limited",
-            "You have used all the traffic of your CyberVPN plan. It renews with your plan, or buy more.",
+            body,
         )
         .await?;
     }

@@ -1,7 +1,7 @@
 //! End to end across processes: the api (in this process), `cybervpn-worker` and `cybervpn-scheduler`
 //! (child processes), PostgreSQL, Redis and the panel fake. Run with the whole workspace built
 //! (`cargo nextest run --workspace` builds the worker and scheduler binaries).
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::{
     path::PathBuf,

@@ -272,3 +272,62 @@ pub(crate) async fn assert_problem(
     assert!(body["detail"].is_string(), "{body}");
     body
 }
+
+impl TestApp {
+    /// Registers a customer with this email and returns their id.
+    pub(crate) async fn customer_id(&self, email: &str) -> cybervpn_domain::CustomerId {
+        self.register(email).await;
+        let email = cybervpn_domain::Email::parse(email).expect("email");
+        self.db
+            .customers()
+            .find_by_email(&email)
+            .await
+            .expect("read customer")
+            .expect("the customer just registered")
+            .id
+    }
+
+    /// Stores a new active subscription of `days` days for `customer`, starting now.
+    pub(crate) async fn subscribe(
+        &self,
+        customer: cybervpn_domain::CustomerId,
+        days: u32,
+    ) -> cybervpn_domain::Subscription {
+        let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
+        let subscription = cybervpn_domain::Subscription::start(
+            customer,
+            None,
+            days,
+            cybervpn_domain::TrafficLimit::Unlimited,
+            None,
+            now,
+        )
+        .expect("subscription");
+        self.db
+            .subscriptions()
+            .create(&subscription)
+            .await
+            .expect("store subscription");
+        subscription
+    }
+
+    /// Every outbox message not yet relayed, oldest first.
+    pub(crate) async fn outbox(&self) -> Vec<cybervpn_db::OutboxMessage> {
+        self.db.outbox().claim(1000).await.expect("read the outbox")
+    }
+
+    /// Every audit entry with this action, newest first.
+    pub(crate) async fn audit_entries(&self, action: &str) -> Vec<cybervpn_db::AuditEntry> {
+        let mut entries = self.db.audit().list(None, 1000).await.expect("audit log");
+        entries.retain(|entry| entry.action == action);
+        entries
+    }
+}
+
+/// Asserts the status and returns the JSON body.
+pub(crate) async fn json_body(response: reqwest::Response, status: u16) -> serde_json::Value {
+    let got = response.status().as_u16();
+    let body = response.text().await.expect("body");
+    assert_eq!(got, status, "{body}");
+    serde_json::from_str(&body).expect("JSON body")
+}

@@ -12,5 +12,7 @@ mod health;
 mod helpers;
 mod lifecycle;
 mod openapi;
+mod operations;
 mod plans;
 mod rbac;
+mod webhooks;
