@@ -261,6 +261,27 @@ async fn admin_changes_reach_the_panel_through_outbox_queue_and_worker_processes
     .await;
     assert_eq!(world.fake.users().len(), 1, "one panel user throughout");
 
+    // Both processes serve their own health and metrics.
+    for (var, metric) in [
+        ("CYBERVPN_WORKER_LISTEN", "jobs_succeeded_total"),
+        ("CYBERVPN_SCHEDULER_LISTEN", "scheduler_is_leader 1"),
+    ] {
+        let listen = &world.env.iter().find(|(k, _)| k == var).unwrap().1;
+        let health = reqwest::get(format!("http://{listen}/health"))
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200, "{var}");
+        let body: Value = health.json().await.unwrap();
+        assert_eq!(body["status"], "ok", "{var}: {body}");
+        let metrics = reqwest::get(format!("http://{listen}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.contains(metric), "{var} exports {metric}");
+    }
+
     assert!(
         terminate(&mut worker).success(),
         "the worker stops cleanly on SIGTERM"

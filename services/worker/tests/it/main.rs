@@ -5,3 +5,4 @@
 mod periodic;
 mod provisioning;
 mod rig;
+mod telegram;
