@@ -363,6 +363,13 @@ fn start_background(
     )?;
     let worker_stop = until_stopped();
     let worker = tokio::spawn(async move {
+        if let Err(err) = services.check_panel().await {
+            tracing::error!(
+                error = format!("{err:#}"),
+                "panel refused; the in-process worker is off"
+            );
+            return;
+        }
         if let Err(err) = cybervpn_worker::start(services, worker_stop).await {
             tracing::error!(error = format!("{err:#}"), "in-process worker failed");
         }

@@ -75,6 +75,26 @@ impl Services {
         })
     }
 
+    /// Checks the panel before work starts: refuses a panel older than 3.0 and resolves the squads; a panel
+    /// that cannot be reached yet is only logged (jobs retry until it answers).
+    pub async fn check_panel(&self) -> anyhow::Result<()> {
+        let Some(panel) = &self.panel else {
+            tracing::warn!("REMNAWAVE_URL is not set: panel jobs will fail until it is");
+            return Ok(());
+        };
+        match panel.check_version().await {
+            Ok(metadata) => tracing::info!(version = %metadata.version, "remnawave panel"),
+            Err(err @ cybervpn_remnawave::PanelError::UnsupportedVersion { .. }) => {
+                return Err(err).context("remnawave panel");
+            }
+            Err(err) => tracing::warn!(error = %err, "remnawave panel not reachable yet"),
+        }
+        if let Err(err) = self.squads().await {
+            tracing::warn!(error = %err, "could not resolve remnawave.squads yet");
+        }
+        Ok(())
+    }
+
     /// The panel client, or a permanent failure naming the missing configuration.
     pub(crate) fn panel(&self) -> Result<&Panel, JobError> {
         self.panel.as_ref().ok_or_else(|| {
@@ -225,6 +245,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Store::Redis(kv.clone()),
         &metrics,
     )?;
+    services.check_panel().await?;
     let listener = tokio::net::TcpListener::bind(config.worker.listen)
         .await
         .with_context(|| format!("bind {}", config.worker.listen))?;

@@ -1,8 +1,8 @@
 use chrono::{TimeDelta, Utc};
 use cybervpn_domain::{ServerStatus, Subscription, SubscriptionStatus, TrafficBytes, TrafficLimit};
 use cybervpn_jobs::catalog::{
-    DisableExpired, ExpiryReminders, FullReconcile, MonthlyTrafficReset, NodeHealthCheck, NodeSync,
-    ServerGeolocation, UserTrafficStats,
+    BandwidthStats, DisableExpired, ExpiryReminders, FullReconcile, MonthlyTrafficReset,
+    NodeHealthCheck, NodeSync, ServerConfigs, ServerGeolocation, UserTrafficStats,
 };
 use cybervpn_remnawave::{UpdateUser, UserKey};
 use cybervpn_testkit::{Backend, on_both_backends};
@@ -218,4 +218,66 @@ async fn monthly_reset_zeroes_traffic_once_per_month(backend: Backend) {
         rig.calls("POST", "/api/users/{id}/actions/reset-traffic"),
         1
     );
+}
+
+on_both_backends!(panel_statistics_and_squads_are_snapshotted);
+async fn panel_statistics_and_squads_are_snapshotted(backend: Backend) {
+    let rig = Rig::new(backend).await;
+    rig.run_job(&BandwidthStats { slot: 1 }, || async {
+        let snapshots = rig.db.snapshots();
+        snapshots
+            .get::<serde_json::Value>("bandwidth")
+            .await
+            .unwrap()
+            .is_some()
+            && snapshots
+                .get::<serde_json::Value>("panel_stats")
+                .await
+                .unwrap()
+                .is_some()
+    })
+    .await;
+    let (bandwidth, _) = rig
+        .db
+        .snapshots()
+        .get::<serde_json::Value>("bandwidth")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        bandwidth["last_two_days"]["current"].is_i64(),
+        "{bandwidth}"
+    );
+    let (stats, _) = rig
+        .db
+        .snapshots()
+        .get::<serde_json::Value>("panel_stats")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stats["nodes_online"], 3, "{stats}");
+
+    rig.run_job(&ServerConfigs { slot: 1 }, || async {
+        rig.db
+            .snapshots()
+            .get::<serde_json::Value>("squads")
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    let (squads, _) = rig
+        .db
+        .snapshots()
+        .get::<serde_json::Value>("squads")
+        .await
+        .unwrap()
+        .unwrap();
+    let names: Vec<&str> = squads
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Default-Squad", "Premium"]);
 }
