@@ -12,7 +12,7 @@ mod relay;
 mod runtime;
 
 pub use notify::{Telegram, notify};
-pub use periodic::node_report;
+pub use periodic::record_node;
 pub use provision::{ProvisionOutcome, panel_username, provision};
 pub use relay::relay_once;
 pub use runtime::{Services, register, run, start};

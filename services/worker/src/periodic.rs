@@ -34,38 +34,41 @@ pub(crate) async fn sync_nodes(services: &Services) -> Result<usize, JobError> {
         .or_retry("remnawave list nodes")?;
     let now = Utc::now();
     for node in &nodes {
-        let change = services
-            .db
-            .servers()
-            .upsert(&node_report(node), now)
+        let seen = format!("sync:{}", now.timestamp() / 60);
+        record_node(&services.db, node, &seen, now)
             .await
             .or_retry("store server")?;
-        if let Some(before) = change.before
-            && before != change.after
-        {
-            let body = format!(
-                "Server {} ({}): {} → {}",
-                node.name,
-                node.country_code.as_deref().unwrap_or("??"),
-                before.as_str(),
-                change.after.as_str()
-            );
-            let key = format!(
-                "node-status:{}:{}:{}",
-                node.uuid,
-                change.after.as_str(),
-                now.timestamp() / 60
-            );
-            notify(&services.db, &key, Audience::Staff, "node_status", &body)
-                .await
-                .or_retry("record node notification")?;
-        }
     }
     Ok(nodes.len())
 }
 
+/// Stores a node's state and, when its status changed, records one staff notification; `seen` names the
+/// observation (a sync minute, a webhook timestamp) so a repeated observation notifies once.
+pub async fn record_node(
+    db: &cybervpn_db::Db,
+    node: &Node,
+    seen: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), cybervpn_db::DbError> {
+    let change = db.servers().upsert(&node_report(node), now).await?;
+    if let Some(before) = change.before
+        && before != change.after
+    {
+        let body = format!(
+            "Server {} ({}): {} → {}",
+            node.name,
+            node.country_code.as_deref().unwrap_or("??"),
+            before.as_str(),
+            change.after.as_str()
+        );
+        let key = format!("node-status:{}:{}:{seen}", node.uuid, change.after.as_str());
+        notify(db, &key, Audience::Staff, "node_status", &body).await?;
+    }
+    Ok(())
+}
+
 /// Our record of a node as the panel reports it.
-pub fn node_report(node: &Node) -> NodeReport {
+pub(crate) fn node_report(node: &Node) -> NodeReport {
     NodeReport {
         panel_uuid: node.uuid.to_string(),
         name: node.name.clone(),

@@ -214,28 +214,7 @@ async fn node_event(state: &AppState, kind: &str, event: &Event) -> Result<bool,
     if kind == "deleted" {
         return Ok(false);
     }
-    let change = state
-        .db
-        .servers()
-        .upsert(&cybervpn_worker::node_report(&node), Utc::now())
-        .await?;
-    if let Some(before) = change.before
-        && before != change.after
-    {
-        let key = format!(
-            "node-webhook:{}:{}:{}",
-            node.uuid,
-            change.after.as_str(),
-            event.timestamp.as_deref().unwrap_or_default()
-        );
-        let body = format!(
-            "Server {} ({}): {} → {}",
-            node.name,
-            node.country_code.as_deref().unwrap_or("??"),
-            before.as_str(),
-            change.after.as_str()
-        );
-        cybervpn_worker::notify(&state.db, &key, Audience::Staff, "node_status", &body).await?;
-    }
+    let seen = format!("webhook:{}", event.timestamp.as_deref().unwrap_or_default());
+    cybervpn_worker::record_node(&state.db, &node, &seen, Utc::now()).await?;
     Ok(true)
 }
