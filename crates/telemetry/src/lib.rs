@@ -7,7 +7,7 @@ mod external;
 mod ops;
 
 pub use external::ExternalMetrics;
-pub use ops::{HealthCheck, serve_ops, shutdown_signal};
+pub use ops::{HealthCheck, OpsServer, shutdown_signal};
 
 use cybervpn_config::{LogConfig, LogFormat};
 use prometheus::{

@@ -18,8 +18,31 @@ pub type HealthCheck = Arc<
         + Sync,
 >;
 
+/// A running operations endpoint; [`OpsServer::stop`] ends it.
+pub struct OpsServer {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OpsServer {
+    /// Serves `/health` and `/metrics` on `listener` in the background.
+    pub fn spawn(listener: TcpListener, metrics: Metrics, health: HealthCheck) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(serve_ops(listener, metrics, health, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        Self { stop, task }
+    }
+
+    /// Stops serving and waits for the accept loop to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
 /// Serves `/health` and `/metrics` on `listener` until `shutdown` resolves.
-pub async fn serve_ops(
+async fn serve_ops(
     listener: TcpListener,
     metrics: Metrics,
     health: HealthCheck,

@@ -246,22 +246,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             if redis { Ok(body) } else { Err(body) }
         })
     });
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let ops = tokio::spawn(cybervpn_telemetry::serve_ops(
-        listener,
-        metrics,
-        health,
-        async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        },
-    ));
+    let ops = cybervpn_telemetry::OpsServer::spawn(listener, metrics, health);
     scheduler
         .run(async {
             cybervpn_telemetry::shutdown_signal().await;
             tracing::info!("shutdown signal received");
         })
         .await;
-    let _ = stop.send(true);
-    let _ = ops.await;
+    ops.stop().await;
     Ok(())
 }

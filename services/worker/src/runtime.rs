@@ -268,20 +268,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         })
     });
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let ops = tokio::spawn(cybervpn_telemetry::serve_ops(
-        listener,
-        metrics,
-        health,
-        wait(stopped),
-    ));
+    let ops = cybervpn_telemetry::OpsServer::spawn(listener, metrics, health);
     start(services, async {
         cybervpn_telemetry::shutdown_signal().await;
         tracing::info!("shutdown signal received, finishing jobs in flight");
     })
     .await?;
-    let _ = stop.send(true);
-    let _ = ops.await;
+    ops.stop().await;
     tracing::info!("worker stopped");
     Ok(())
 }
