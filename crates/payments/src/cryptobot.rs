@@ -1,0 +1,1 @@
+//! cryptobot (being built).

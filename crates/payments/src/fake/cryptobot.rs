@@ -1,0 +1,1 @@
+//! Fake cryptobot (being built).

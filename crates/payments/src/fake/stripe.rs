@@ -1,0 +1,1 @@
+//! Fake stripe (being built).

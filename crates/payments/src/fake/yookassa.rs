@@ -1,0 +1,1 @@
+//! Fake yookassa (being built).

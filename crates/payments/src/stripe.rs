@@ -1,0 +1,1 @@
+//! stripe (being built).

@@ -1,0 +1,1 @@
+//! yookassa (being built).
