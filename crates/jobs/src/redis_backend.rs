@@ -44,6 +44,24 @@ return #ids
 ";
 
 /// Deletes the data and metadata of finished tasks (apalis-redis keeps them forever).
+/// Moves due jobs from a queue's scheduled set to its ready list, at most ARGV[1] at a time (Redis clock,
+/// seconds, as apalis-redis scores them). apalis-redis promotes every due job in one `unpack`, which fails
+/// beyond about 8,000 and then stalls the queue; keeping the due backlog small avoids that.
+const PROMOTE: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+local ids = redis.call('zrangebyscore', KEYS[1], 0, now, 'LIMIT', 0, tonumber(ARGV[1]))
+if #ids > 0 then
+  redis.call('rpush', KEYS[2], unpack(ids))
+  redis.call('zrem', KEYS[1], unpack(ids))
+  redis.call('del', KEYS[3])
+  redis.call('lpush', KEYS[3], 1)
+end
+return #ids
+";
+
+/// Jobs moved per promotion call.
+const PROMOTE_BATCH: usize = 1000;
+
 const SWEEP: &str = r"
 local ids = redis.call('SPOP', KEYS[1], ARGV[2])
 for _, id in ipairs(ids) do
@@ -131,7 +149,22 @@ impl RedisQueue {
         apalis_redis::queries::push_tasks(&mut self.conn.clone(), &config, &[task.build()])
             .await
             .map_err(|err| from_apalis("push job", err))?;
+        if delay.is_none() {
+            self.promote(&config).await?;
+        }
         Ok(())
+    }
+
+    /// Moves due jobs to the ready list in bounded batches; returns how many moved.
+    async fn promote(&self, config: &Config) -> Result<usize, QueueError> {
+        Script::new(PROMOTE)
+            .key(config.scheduled_jobs_set())
+            .key(config.active_jobs_list())
+            .key(config.signal_list())
+            .arg(PROMOTE_BATCH)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(QueueError::redis("promote due jobs"))
     }
 
     pub(crate) async fn depth(&self, name: &str) -> Result<u64, QueueError> {
@@ -257,8 +290,9 @@ impl RedisQueue {
     /// Sweeps finished tasks of every queue in `names`.
     pub(crate) async fn sweep_all(&self, names: &[&'static str]) -> Result<(), QueueError> {
         for name in names {
-            self.sweep(&Config::default().queue(self.queue_key(name)))
-                .await?;
+            let config = Config::default().queue(self.queue_key(name));
+            while self.promote(&config).await? == PROMOTE_BATCH {}
+            self.sweep(&config).await?;
         }
         Ok(())
     }

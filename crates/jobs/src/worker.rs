@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// How often a worker samples the depth and dead-letter gauges (and sweeps finished Redis tasks).
-const SAMPLE_INTERVAL: Duration = Duration::from_secs(15);
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
 type Handler = Arc<
     dyn Fn(serde_json::Value, JobContext) -> BoxFuture<'static, Result<(), JobError>> + Send + Sync,

@@ -6,7 +6,6 @@
 //! override them, as for the tests); every database and Redis key created is removed at the end.
 
 use std::{
-    future::Future,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -46,7 +45,7 @@ struct Cli {
     /// Concurrent producers pushing the no-op jobs (api replicas and requests push concurrently).
     #[arg(long, default_value_t = 8)]
     producers: usize,
-    /// Provisioning jobs (one new customer each) run against the panel fake.
+    /// Provisioning jobs (one new customer each) run against the panel fake; at most 7,500, see `MAX_BACKLOG`.
     #[arg(long, default_value_t = 2_000)]
     provision_jobs: usize,
     /// Panel users (and subscriptions) in the full reconcile.
@@ -70,8 +69,16 @@ impl Job for Noop {
     const NAME: &'static str = "bench_noop";
 }
 
-/// How long a benchmark may wait for its work before it fails.
+/// How long the reconcile may take before the benchmark fails.
 const PATIENCE: Duration = Duration::from_secs(900);
+
+/// How long a count of handled jobs may stand still before the benchmark fails.
+const STALL: Duration = Duration::from_secs(60);
+
+/// apalis-redis 1.0 puts every pushed job in its `scheduled` set and each fetch moves all the due ones to the
+/// ready list with one Lua `unpack`, which fails beyond about 8,000 elements: a queue with more due jobs than that
+/// at one fetch stops consuming for good. Pre-pushed backlogs stay below it.
+const MAX_BACKLOG: usize = 7_500;
 
 /// Rows per `INSERT` when seeding the database.
 const BATCH: usize = 1000;
@@ -133,13 +140,17 @@ async fn noop_jobs(jobs: usize, producers: usize, concurrency: usize) -> anyhow:
     let handled = Arc::new(AtomicUsize::new(0));
     let worker = {
         let handled = Arc::clone(&handled);
-        Worker::new(queue.clone()).handle(concurrency, move |_: Noop, _| {
-            let handled = Arc::clone(&handled);
-            async move {
-                handled.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-        })
+        Worker::new(queue.clone())
+            .handle(concurrency, move |_: Noop, _| {
+                let handled = Arc::clone(&handled);
+                async move {
+                    handled.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+            })
+            // An idle worker looks for jobs every second by default; the producers push more than
+            // `MAX_BACKLOG` in that time. A busy worker fetches again at once, so this only shortens the start.
+            .poll_interval(Duration::from_millis(100))
     };
     let (stop, stopped) = watch::channel(false);
     let running = tokio::spawn(worker.run(wait(stopped)));
@@ -161,7 +172,7 @@ async fn noop_jobs(jobs: usize, producers: usize, concurrency: usize) -> anyhow:
         pushed.context("producer task")??;
     }
     let push_secs = started.elapsed().as_secs_f64();
-    let all_handled = until(|| async { handled.load(Ordering::Relaxed) >= jobs }).await;
+    let all_handled = progresses_to(jobs, || handled.load(Ordering::Relaxed)).await;
     let total_secs = started.elapsed().as_secs_f64();
     let _ = stop.send(true);
     running.await.context("worker task")?.context("worker")?;
@@ -187,6 +198,10 @@ async fn provision_jobs(jobs: usize, concurrency: usize) -> anyhow::Result<()> {
     progress(&format!(
         "provisioning: {jobs} customers, concurrency {concurrency}"
     ));
+    ensure!(
+        jobs <= MAX_BACKLOG,
+        "--provision-jobs must be at most {MAX_BACKLOG}: the jobs wait in one queue before the worker starts"
+    );
     let world = World::new(concurrency).await?;
     let now = Utc::now().trunc_subsecs(0);
     let seeds: Vec<Seed> = (0..jobs)
@@ -209,7 +224,7 @@ async fn provision_jobs(jobs: usize, concurrency: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let succeeded = world.succeeded(ProvisionSubscription::NAME);
     let (stop, running) = world.start_worker();
-    let done = until(|| async { succeeded() >= jobs }).await;
+    let done = progresses_to(jobs, &succeeded).await;
     let secs = started.elapsed().as_secs_f64();
     let _ = stop.send(true);
     running.await.context("worker task")?.context("worker")?;
@@ -241,6 +256,10 @@ async fn full_reconcile(
     progress(&format!(
         "reconcile: seeding {users} panel users and subscriptions (1 in {drift_every} drifted)"
     ));
+    ensure!(
+        users / drift_every <= MAX_BACKLOG,
+        "at most {MAX_BACKLOG} drifted users: the reconcile queues their repairs in one burst"
+    );
     let world = World::new(concurrency).await?;
     world.fake.set_recording(false);
     let seeding = Instant::now();
@@ -301,7 +320,7 @@ async fn full_reconcile(
     let report = report_after(&world.db, started + PATIENCE).await;
     let secs = started.elapsed().as_secs_f64();
     let repairs_done = match &report {
-        Some(report) => until(|| async { succeeded() >= report.repaired }).await,
+        Some(report) => progresses_to(report.repaired, &succeeded).await,
         None => false,
     };
     let repairs_secs = started.elapsed().as_secs_f64() - secs;
@@ -480,11 +499,10 @@ impl Seed {
             username: Set(format!("bench_{}", self.n)),
             status: Set(CustomerStatus::Active.as_str().to_owned()),
             language: Set(Language::En.as_str().to_owned()),
-            password_hash: Set(None),
-            referral_code_used: Set(None),
-            deleted_at: Set(None),
             created_at: Set(self.now),
             updated_at: Set(self.now),
+            // The rest (password, referrals, deletion) is empty: their database defaults.
+            ..Default::default()
         }
     }
 
@@ -500,28 +518,34 @@ impl Seed {
             panel_user_id: Set(self.panel.as_ref().map(|p| p.id)),
             panel_short_uuid: Set(self.panel.as_ref().map(|p| p.short_uuid.clone())),
             subscription_url: Set(self.panel.as_ref().map(|p| p.subscription_url.clone())),
-            device_limit: Set(None),
             panel_synced_at: Set(self.panel.as_ref().map(|_| self.now)),
             created_at: Set(self.now),
             updated_at: Set(self.now),
+            // The rest (device limit) is empty: its database default.
+            ..Default::default()
         }
     }
 }
 
-/// Polls `done` every 10 ms until it holds (true) or [`PATIENCE`] runs out (false).
-async fn until<F, Fut>(mut done: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        if done().await {
-            return true;
+/// Polls `count` every 10 ms until it reaches `target` (true) or stands still for [`STALL`] (false).
+async fn progresses_to(target: usize, count: impl Fn() -> usize) -> bool {
+    let mut last = count();
+    let mut moved = Instant::now();
+    while last < target {
+        if moved.elapsed() > STALL {
+            progress(&format!(
+                "stalled at {last} of {target} for {STALL:?} (see the warnings above)"
+            ));
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = count();
+        if now != last {
+            last = now;
+            moved = Instant::now();
+        }
     }
-    false
+    true
 }
 
 async fn wait(mut stopped: watch::Receiver<bool>) {

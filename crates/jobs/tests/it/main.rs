@@ -771,3 +771,32 @@ fn unix_seconds() -> f64 {
         .unwrap()
         .as_secs_f64()
 }
+
+/// apalis-redis promotes every due job in one Lua `unpack`, which fails beyond about 8,000 and stalled the
+/// queue for good; a backlog larger than that must still drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_ten_thousand_jobs_drains() {
+    let h = Harness::new(Kind::Redis).await;
+    for start_at in (0..10_000_u32).step_by(500) {
+        let jobs: Vec<Ping> = (start_at..start_at + 500).map(|n| Ping { n }).collect();
+        let pushes = jobs.iter().map(|job| h.queue.push(job));
+        for pushed in futures_util::future::join_all(pushes).await {
+            pushed.unwrap();
+        }
+    }
+    let done = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&done);
+    let worker = start(h.worker().handle(8, move |_: Ping, _| {
+        let counter = Arc::clone(&counter);
+        async move {
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    }));
+    eventually("the backlog drains", async || {
+        done.load(Ordering::Relaxed) == 10_000
+    })
+    .await;
+    worker.stop().await;
+    assert_eq!(h.queue.depth("ping").await.unwrap(), 0);
+}
