@@ -9,6 +9,8 @@ mod m20261126_000001_core_schema;
 mod m20261126_000002_seed_plans;
 mod m20261126_000003_identity;
 mod m20261126_000004_operations;
+mod m20261126_000005_trials_referrals;
+mod m20261126_000006_payment_terms;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -23,6 +25,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_seed_plans::Migration),
             Box::new(m20261126_000003_identity::Migration),
             Box::new(m20261126_000004_operations::Migration),
+            Box::new(m20261126_000005_trials_referrals::Migration),
+            Box::new(m20261126_000006_payment_terms::Migration),
         ]
     }
 }

@@ -35,6 +35,8 @@ const SECTIONS: &[&str] = &[
     "worker",
     "scheduler",
     "telegram",
+    "trial",
+    "referral",
 ];
 
 /// Environment variables mapped onto configuration keys.

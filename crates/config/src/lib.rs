@@ -67,6 +67,10 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     /// Telegram delivery of notifications.
     pub telegram: TelegramConfig,
+    /// The free trial every customer may take once.
+    pub trial: TrialConfig,
+    /// Rewards for inviting customers.
+    pub referral: ReferralConfig,
 }
 
 impl Default for Config {
@@ -82,6 +86,46 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             scheduler: SchedulerConfig::default(),
             telegram: TelegramConfig::default(),
+            trial: TrialConfig::default(),
+            referral: ReferralConfig::default(),
+        }
+    }
+}
+
+/// The free trial: a subscription without a plan, once per customer and per Telegram account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrialConfig {
+    /// Days the trial lasts (1 to 3650).
+    pub days: u32,
+    /// Traffic allowance in GB (10^9 bytes); 0 means unlimited.
+    pub traffic_gb: u64,
+}
+
+impl Default for TrialConfig {
+    fn default() -> Self {
+        Self {
+            days: 2,
+            traffic_gb: 2,
+        }
+    }
+}
+
+/// Referral rewards: days added to the inviter's subscription per customer who signs up with their code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReferralConfig {
+    /// Days given to the inviter per referred customer (1 to 3650).
+    pub bonus_days: u32,
+    /// Referred customers that earn a bonus, per inviter.
+    pub max_referrals: u32,
+}
+
+impl Default for ReferralConfig {
+    fn default() -> Self {
+        Self {
+            bonus_days: 3,
+            max_referrals: 100,
         }
     }
 }
@@ -497,6 +541,15 @@ impl Config {
         self.auth.validate()?;
         self.remnawave.validate()?;
         self.scheduler.validate()?;
+        if !(1..=3650).contains(&self.trial.days) {
+            return invalid("trial.days", "must be between 1 and 3650");
+        }
+        if self.trial.traffic_gb > 1_000_000 {
+            return invalid("trial.traffic_gb", "must be at most 1000000");
+        }
+        if !(1..=3650).contains(&self.referral.bonus_days) {
+            return invalid("referral.bonus_days", "must be between 1 and 3650");
+        }
         if self.worker.concurrency == 0 {
             return invalid("worker.concurrency", "must be at least 1");
         }

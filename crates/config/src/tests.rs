@@ -343,3 +343,40 @@ fn remnawave_rules_are_enforced() {
         "{no_token:?}"
     );
 }
+
+#[test]
+fn trial_and_referral_sections_load_from_env_and_are_checked() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("CYBERVPN_TRIAL_DAYS", "3"),
+            ("CYBERVPN_TRIAL_TRAFFIC_GB", "5"),
+            ("CYBERVPN_REFERRAL_BONUS_DAYS", "7"),
+            ("CYBERVPN_REFERRAL_MAX_REFERRALS", "10"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!((config.trial.days, config.trial.traffic_gb), (3, 5));
+    assert_eq!(
+        (config.referral.bonus_days, config.referral.max_referrals),
+        (7, 10)
+    );
+    let defaults = Config::default();
+    assert_eq!((defaults.trial.days, defaults.trial.traffic_gb), (2, 2));
+    assert_eq!(
+        (
+            defaults.referral.bonus_days,
+            defaults.referral.max_referrals
+        ),
+        (3, 100)
+    );
+    for (var, key) in [
+        ("CYBERVPN_TRIAL_DAYS", "trial.days"),
+        ("CYBERVPN_REFERRAL_BONUS_DAYS", "referral.bonus_days"),
+    ] {
+        match Config::load(None, env(&[(var, "0")])) {
+            Err(ConfigError::Invalid { key: got, .. }) => assert_eq!(got, key),
+            other => panic!("{var}=0 must be refused, got {other:?}"),
+        }
+    }
+}

@@ -52,6 +52,26 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
         "subscriptions.panel_user_id",
         "subscription for this panel user",
     ),
+    (
+        "uq_trials_customer_id",
+        "trials.customer_id",
+        "trial for this customer",
+    ),
+    (
+        "uq_trials_telegram_id",
+        "trials.telegram_id",
+        "trial for this Telegram account",
+    ),
+    (
+        "uq_customers_referral_code",
+        "customers.referral_code",
+        "customer with this referral code",
+    ),
+    (
+        "uq_referrals_referred_id",
+        "referrals.referred_id",
+        "referral of this customer",
+    ),
 ];
 
 impl From<DbErr> for DbError {

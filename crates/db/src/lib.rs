@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cybervpn_config::Config;
 use cybervpn_migrations::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, DatabaseConnection, DbBackend};
 
 pub use error::DbError;
 pub use repo::{
@@ -21,13 +21,17 @@ pub use repo::{
     outbox::{Outbox, OutboxMessage},
     payments::Payments,
     plans::Plans,
+    referrals::{ReferralStats, Referrals},
     servers::{NodeReport, ServerRecord, Servers, StatusChange},
     sessions::{Rotation, Sessions},
     snapshots::Snapshots,
     staff::Staff,
     subscriptions::Subscriptions,
+    trials::{Trial, Trials},
     two_factor::{Enrollment, TwoFactor},
 };
+/// For code generic over a pool or a transaction, like the repositories.
+pub use sea_orm::ConnectionTrait;
 pub use sea_orm::DbErr;
 /// For tests that arrange rows no repository writes yet, through [`entity`].
 pub use sea_orm::{ActiveValue, EntityTrait};
@@ -161,6 +165,16 @@ impl Db {
     /// Notifications.
     pub const fn notifications(&self) -> Notifications<'_> {
         Notifications::on(&self.conn)
+    }
+
+    /// Free trials taken.
+    pub const fn trials(&self) -> Trials<'_> {
+        Trials::on(&self.conn)
+    }
+
+    /// Referrals between customers.
+    pub const fn referrals(&self) -> Referrals<'_> {
+        Referrals::on(&self.conn)
     }
 
     /// Snapshots of periodically collected data.

@@ -83,6 +83,16 @@ pub struct Payment {
     pub provider: PaymentProvider,
     /// The provider's own id for it, once known.
     pub provider_payment_id: Option<String>,
+    /// Days of service it buys, frozen at creation.
+    pub days: u32,
+    /// Where the customer pays (the gateway's invoice or checkout page).
+    pub invoice_url: Option<String>,
+    /// When a still pending payment is closed as expired.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was credited.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Why staff must look at it (amount mismatch, paid after it was closed); never credited meanwhile.
+    pub review_reason: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -155,6 +165,11 @@ mod tests {
             status: Pending,
             provider: PaymentProvider::Stripe,
             provider_payment_id: None,
+            days: 30,
+            invoice_url: None,
+            expires_at: None,
+            completed_at: None,
+            review_reason: None,
             created_at: created,
             updated_at: created,
         };

@@ -163,9 +163,11 @@ pub async fn build(
         }
         _ => None,
     };
+    let panel = panel_client(&config, &metrics)?;
     let state = web::Data::new(AppState {
         db: db.clone(),
         kv,
+        panel,
         queue,
         metrics,
         plans: state::CachedBody::new(Duration::from_secs(config.api.plans_cache_ttl_secs)),
@@ -317,6 +319,28 @@ pub async fn create_staff(
     tracing::info!(staff_id = %account.id, role = %account.role, "staff account created");
     db.close().await?;
     Ok(password)
+}
+
+/// The panel client, when `remnawave.url` and `remnawave.token` are configured.
+fn panel_client(
+    config: &Config,
+    metrics: &Metrics,
+) -> anyhow::Result<Option<cybervpn_remnawave::Panel>> {
+    let (Some(url), Some(token)) = (&config.remnawave.url, &config.remnawave.token) else {
+        return Ok(None);
+    };
+    let mut panel = cybervpn_remnawave::PanelConfig::new(url.clone(), token.expose().clone());
+    panel.timeout = Duration::from_secs(config.remnawave.timeout_secs);
+    panel.extra_headers = config
+        .remnawave
+        .extra_headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.expose().clone()))
+        .collect();
+    Ok(Some(
+        cybervpn_remnawave::Panel::new(panel, metrics.external.clone())
+            .context("remnawave client")?,
+    ))
 }
 
 /// The Argon2id hasher with the configured costs.

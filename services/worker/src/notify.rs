@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use cybervpn_config::TelegramConfig;
-use cybervpn_db::{Audience, Db, DbError, Notifications, Outbox, TransactionTrait};
-use cybervpn_jobs::{Job, JobError, JobResultExt, catalog::DeliverNotification};
+use cybervpn_db::{Audience, Db, DbError, TransactionTrait};
+use cybervpn_jobs::{JobError, JobResultExt, catalog::DeliverNotification};
 use serde::Deserialize;
 
 use crate::Services;
@@ -18,22 +18,11 @@ pub async fn notify(
     kind: &str,
     body: &str,
 ) -> Result<bool, DbError> {
-    let now = Utc::now();
     let txn = db.conn().begin().await?;
-    let Some(id) = Notifications::on(&txn)
-        .record_once(dedup_key, audience, kind, body, now)
-        .await?
-    else {
-        return Ok(false);
-    };
-    let job = DeliverNotification {
-        notification_id: id,
-    };
-    Outbox::on(&txn)
-        .push(DeliverNotification::NAME, &job, now)
-        .await?;
+    let new =
+        cybervpn_jobs::outbox::notify_in(&txn, dedup_key, audience, kind, body, Utc::now()).await?;
     txn.commit().await?;
-    Ok(true)
+    Ok(new)
 }
 
 /// A minimal Bot API client for `sendMessage`.

@@ -7,12 +7,10 @@ use std::{
 };
 
 use chrono::{DateTime, TimeDelta, Utc};
-use cybervpn_db::{
-    Audience, DatabaseTransaction, NodeReport, Outbox, Subscriptions, TransactionTrait,
-};
+use cybervpn_db::{Audience, DatabaseTransaction, NodeReport, Subscriptions, TransactionTrait};
 use cybervpn_domain::{Language, SubscriptionId, SubscriptionStatus, TrafficBytes};
 use cybervpn_jobs::{
-    Job, JobError, JobResultExt,
+    JobError, JobResultExt,
     catalog::{MonthlyTrafficReset, ProvisionSubscription},
 };
 use cybervpn_remnawave::{Node, StreamQuery, User};
@@ -291,8 +289,7 @@ pub(crate) async fn push_provision(
     let job = ProvisionSubscription {
         subscription_id: id.as_uuid(),
     };
-    Outbox::on(txn)
-        .push(ProvisionSubscription::NAME, &job, now)
+    cybervpn_jobs::outbox::enqueue(txn, &job, now)
         .await
         .or_retry("record provisioning")?;
     Ok(())

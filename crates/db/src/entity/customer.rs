@@ -15,6 +15,7 @@ pub struct Model {
     pub language: String,
     pub password_hash: Option<String>,
     pub referral_code_used: Option<String>,
+    pub referral_code: Option<String>,
     pub deleted_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

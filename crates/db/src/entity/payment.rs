@@ -15,6 +15,11 @@ pub struct Model {
     pub status: String,
     pub provider: String,
     pub provider_payment_id: Option<String>,
+    pub days: i32,
+    pub invoice_url: Option<String>,
+    pub expires_at: Option<DateTimeUtc>,
+    pub completed_at: Option<DateTimeUtc>,
+    pub review_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

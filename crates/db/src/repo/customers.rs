@@ -124,6 +124,34 @@ impl<'a, C: ConnectionTrait> Customers<'a, C> {
             .ok_or(DomainError::NotFound { entity: "customer" })?)
     }
 
+    /// The customer's own referral code, if one was issued.
+    pub async fn referral_code(&self, id: CustomerId) -> Result<Option<String>, DbError> {
+        Ok(self.row(id).await?.referral_code)
+    }
+
+    /// Issues `code` as the customer's referral code unless they already have one; true if stored. A code
+    /// held by another customer is a `Conflict`.
+    pub async fn set_referral_code(&self, id: CustomerId, code: &str) -> Result<bool, DbError> {
+        let result = Entity::update_many()
+            .col_expr(Column::ReferralCode, Expr::value(code))
+            .filter(Column::Id.eq(id.as_uuid()))
+            .filter(Column::ReferralCode.is_null())
+            .exec(self.conn)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+
+    /// The live customer whose referral code this is, if any.
+    pub async fn find_by_referral_code(&self, code: &str) -> Result<Option<Customer>, DbError> {
+        Entity::find()
+            .filter(Column::ReferralCode.eq(code))
+            .filter(Column::DeletedAt.is_null())
+            .one(self.conn)
+            .await?
+            .map(Customer::try_from)
+            .transpose()
+    }
+
     /// The live (not deleted) customer with this id.
     pub async fn get(&self, id: CustomerId) -> Result<Customer, DbError> {
         Entity::find_by_id(id.as_uuid())

@@ -4,6 +4,7 @@ use cybervpn_domain::{
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QuerySelect, sea_query::Expr,
 };
 
 use crate::{
@@ -36,12 +37,104 @@ impl<'a, C: ConnectionTrait> Payments<'a, C> {
             status: Set(payment.status.as_str().to_owned()),
             provider: Set(payment.provider.as_str().to_owned()),
             provider_payment_id: Set(payment.provider_payment_id.clone()),
+            days: Set(i32::try_from(payment.days)
+                .map_err(|_| DomainError::invalid("days", "is too large"))?),
+            invoice_url: Set(payment.invoice_url.clone()),
+            expires_at: Set(payment.expires_at.map(crate::stored_time)),
+            completed_at: Set(payment.completed_at.map(crate::stored_time)),
+            review_reason: Set(payment.review_reason.clone()),
             created_at: Set(payment.created_at),
             updated_at: Set(payment.updated_at),
         })
         .exec_without_returning(self.conn)
         .await?;
         Ok(payment)
+    }
+
+    /// The payment with this id, locked until the transaction ends (PostgreSQL; SQLite serialises writers).
+    pub async fn lock(&self, id: PaymentId) -> Result<Option<Payment>, DbError> {
+        let mut query = Entity::find_by_id(id.as_uuid());
+        if self.conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+            query = query.lock(sea_orm::sea_query::LockType::Update);
+        }
+        query
+            .one(self.conn)
+            .await?
+            .map(Payment::try_from)
+            .transpose()
+    }
+
+    /// Marks a pending payment completed; false (and nothing changed) if it was no longer pending.
+    pub async fn complete(
+        &self,
+        id: PaymentId,
+        provider_payment_id: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, DbError> {
+        let now = crate::stored_time(now);
+        let mut update = Entity::update_many()
+            .col_expr(
+                Column::Status,
+                Expr::value(PaymentStatus::Completed.as_str()),
+            )
+            .col_expr(Column::CompletedAt, Expr::value(now))
+            .col_expr(Column::UpdatedAt, Expr::value(now));
+        if let Some(reference) = provider_payment_id {
+            update = update.col_expr(Column::ProviderPaymentId, Expr::value(reference));
+        }
+        let result = update
+            .filter(Column::Id.eq(id.as_uuid()))
+            .filter(Column::Status.eq(PaymentStatus::Pending.as_str()))
+            .exec(self.conn)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Sets a pending payment aside for staff with the reason; it is not credited.
+    pub async fn flag(
+        &self,
+        id: PaymentId,
+        reason: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DbError> {
+        Entity::update_many()
+            .col_expr(Column::ReviewReason, Expr::value(reason))
+            .col_expr(Column::UpdatedAt, Expr::value(crate::stored_time(now)))
+            .filter(Column::Id.eq(id.as_uuid()))
+            .exec(self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes pending payments whose time ran out; returns their ids.
+    pub async fn expire_overdue(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<PaymentId>, DbError> {
+        let now = crate::stored_time(now);
+        let overdue: Vec<uuid::Uuid> = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::Status.eq(PaymentStatus::Pending.as_str()))
+            .filter(Column::ExpiresAt.lte(now))
+            .into_tuple()
+            .all(self.conn)
+            .await?;
+        let mut expired = Vec::with_capacity(overdue.len());
+        for id in overdue {
+            // Conditional, so a payment completed meanwhile stays completed.
+            let result = Entity::update_many()
+                .col_expr(Column::Status, Expr::value(PaymentStatus::Expired.as_str()))
+                .col_expr(Column::UpdatedAt, Expr::value(now))
+                .filter(Column::Id.eq(id))
+                .filter(Column::Status.eq(PaymentStatus::Pending.as_str()))
+                .exec(self.conn)
+                .await?;
+            if result.rows_affected == 1 {
+                expired.push(PaymentId::from_uuid(id));
+            }
+        }
+        Ok(expired)
     }
 
     /// The payment with this id.
@@ -74,6 +167,7 @@ impl TryFrom<payment::Model> for Payment {
 
     fn try_from(m: payment::Model) -> Result<Self, DbError> {
         let corrupt = |err: DomainError| DbError::corrupt("payments", err);
+        let corrupt_int = |err: std::num::TryFromIntError| DbError::corrupt("payments", err);
         let currency = m.currency.parse::<Currency>().map_err(corrupt)?;
         Ok(Self {
             id: PaymentId::from_uuid(m.id),
@@ -83,6 +177,11 @@ impl TryFrom<payment::Model> for Payment {
             status: m.status.parse::<PaymentStatus>().map_err(corrupt)?,
             provider: m.provider.parse::<PaymentProvider>().map_err(corrupt)?,
             provider_payment_id: m.provider_payment_id,
+            days: u32::try_from(m.days).map_err(corrupt_int)?,
+            invoice_url: m.invoice_url,
+            expires_at: m.expires_at,
+            completed_at: m.completed_at,
+            review_reason: m.review_reason,
             created_at: m.created_at,
             updated_at: m.updated_at,
         })

@@ -102,6 +102,17 @@ impl<'a, C: ConnectionTrait> Subscriptions<'a, C> {
             .transpose()
     }
 
+    /// Every subscription of the customer, newest first.
+    pub async fn of_customer(&self, customer: CustomerId) -> Result<Vec<Subscription>, DbError> {
+        self.all_where(
+            Entity::find()
+                .filter(Column::CustomerId.eq(customer.as_uuid()))
+                .order_by_desc(Column::CreatedAt)
+                .order_by_desc(Column::Id),
+        )
+        .await
+    }
+
     /// The subscription provisioned as this panel user, if any.
     pub async fn by_panel_user(&self, panel_user_id: i64) -> Result<Option<Subscription>, DbError> {
         Entity::find()

@@ -118,6 +118,11 @@ async fn payments_are_unique_per_provider_payment_id(backend: Backend) {
         status: PaymentStatus::Pending,
         provider,
         provider_payment_id: Some(id.to_owned()),
+        days: 30,
+        invoice_url: None,
+        expires_at: None,
+        completed_at: None,
+        review_reason: None,
         created_at: now,
         updated_at: now,
     };

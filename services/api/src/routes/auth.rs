@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use crate::{
     auth::{AnyPrincipal, CustomerAuth, Limits, TokenPair},
     error::{ApiError, Problem},
+    routes::{audit, referral},
     state::AppState,
 };
 
@@ -156,7 +157,7 @@ fn bad_credentials() -> ApiError {
     responses(
         (status = 201, description = "Registered", body = CustomerView),
         (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid email, username or weak password", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid email, username, referral code or weak password", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -187,11 +188,17 @@ pub(crate) async fn register(
         .transpose()?;
     let new = NewCustomer::new(Some(email), None, username, language)?;
     let hash = state.auth.hasher.hash_blocking(password).await?;
-    let customer = state
-        .db
-        .customers()
-        .register(new, hash, referral_code, Utc::now())
+    let now = Utc::now();
+    // The account, its own referral code and the inviter's bonus commit together or not at all.
+    let txn = audit::begin(&state.db).await?;
+    let customer = cybervpn_db::Customers::on(&txn)
+        .register(new, hash, referral_code.clone(), now)
         .await?;
+    referral::ensure_code(&txn, customer.id).await?;
+    if let Some(code) = &referral_code {
+        referral::link(&state, &txn, &customer, code, now).await?;
+    }
+    audit::commit(txn).await?;
     Ok(HttpResponse::Created().json(CustomerView::from(customer)))
 }
 

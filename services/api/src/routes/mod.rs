@@ -9,11 +9,14 @@ use crate::error::ApiError;
 pub(crate) mod admin_auth;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod customer_subscriptions;
 pub(crate) mod health;
 pub(crate) mod operations;
 pub(crate) mod plans;
 pub(crate) mod plans_admin;
+pub(crate) mod referral;
 pub(crate) mod staff;
+pub(crate) mod trial;
 pub(crate) mod two_factor;
 pub(crate) mod users;
 pub(crate) mod webhooks;
@@ -35,6 +38,11 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(auth::logout)
                 .service(auth::logout_all)
                 .service(auth::me)
+                .service(trial::activate_trial)
+                .service(trial::trial_status)
+                .service(referral::my_referral)
+                .service(customer_subscriptions::list_my_subscriptions)
+                .service(customer_subscriptions::subscription_config)
                 .service(two_factor::enable)
                 .service(two_factor::verify)
                 .service(two_factor::disable)

@@ -426,9 +426,7 @@ pub(crate) async fn outbox_provision(
     let job = ProvisionSubscription {
         subscription_id: subscription.id.as_uuid(),
     };
-    Outbox::on(txn)
-        .push(ProvisionSubscription::NAME, &job, now)
-        .await?;
+    cybervpn_jobs::outbox::enqueue(txn, &job, now).await?;
     Ok(())
 }
 

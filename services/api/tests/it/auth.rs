@@ -26,7 +26,7 @@ async fn register_login_me_refresh_reuse_logout(backend: Backend) {
     let response = app
         .post_json(
             "/api/v1/auth/register",
-            &json!({"email": "Neo@Example.com", "password": "follow the white rabbit", "referral_code": "MORPHEUS"}),
+            &json!({"email": "Neo@Example.com", "password": "follow the white rabbit"}),
         )
         .await;
     assert_eq!(response.status(), 201);

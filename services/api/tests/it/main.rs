@@ -15,4 +15,7 @@ mod openapi;
 mod operations;
 mod plans;
 mod rbac;
+mod referral;
+mod subscriptions;
+mod trial;
 mod webhooks;

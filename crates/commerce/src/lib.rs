@@ -1,0 +1,174 @@
+//! Business operations that move money and days, each in one database transaction.
+//!
+//! [`complete_payment`] is the only way a payment is credited, whatever the gateway: it credits a pending
+//! payment exactly once, checks the amount against the price frozen on it, adds the days, and writes the
+//! panel provisioning and the customer notification to the outbox in the same transaction.
+
+use chrono::{DateTime, Utc};
+use cybervpn_db::{Audience, Db, DbError, Payments, Plans, Subscriptions, TransactionTrait};
+use cybervpn_domain::{
+    Money, Payment, PaymentId, PaymentProvider, PaymentStatus, Subscription, SubscriptionStatus,
+    TrafficBytes,
+};
+use cybervpn_jobs::{catalog::ProvisionSubscription, outbox};
+
+/// What a gateway reports: this payment was paid, this much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaidNotice {
+    /// Our payment id (the gateway echoes it from the invoice payload or metadata).
+    pub payment_id: PaymentId,
+    /// The gateway that reports it.
+    pub provider: PaymentProvider,
+    /// The gateway's own id of the payment.
+    pub provider_payment_id: String,
+    /// The amount the gateway says was paid.
+    pub paid: Money,
+}
+
+/// How a paid notice ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Credited now: the subscription after the days were added.
+    Credited(Box<Subscription>),
+    /// Credited before (a duplicate or late notice): nothing changed.
+    AlreadyCompleted,
+    /// Not credited; set aside for staff with the reason (amount mismatch, paid after closing, wrong gateway).
+    NeedsReview(String),
+    /// No such payment: acknowledge it, credit nothing.
+    Unknown,
+}
+
+/// Credits a paid payment exactly once (see the crate docs).
+pub async fn complete_payment(
+    db: &Db,
+    notice: &PaidNotice,
+    now: DateTime<Utc>,
+) -> Result<Completion, DbError> {
+    let txn = db.conn().begin().await?;
+    let payments = Payments::on(&txn);
+    let Some(payment) = payments.lock(notice.payment_id).await? else {
+        return Ok(Completion::Unknown);
+    };
+    if let Some(reason) = review_reason(&payment, notice) {
+        payments.flag(payment.id, &reason, now).await?;
+        txn.commit().await?;
+        tracing::warn!(payment = %payment.id.as_uuid(), reason = %reason, "payment set aside for review");
+        return Ok(Completion::NeedsReview(reason));
+    }
+    if payment.status == PaymentStatus::Completed {
+        return Ok(Completion::AlreadyCompleted);
+    }
+    if !payments
+        .complete(payment.id, Some(&notice.provider_payment_id), now)
+        .await?
+    {
+        // Someone else completed it between our read and write (SQLite has no row lock).
+        return Ok(Completion::AlreadyCompleted);
+    }
+    let subscription = add_days(&txn, &payment, now).await?;
+    outbox::enqueue(
+        &txn,
+        &ProvisionSubscription {
+            subscription_id: subscription.id.as_uuid(),
+        },
+        now,
+    )
+    .await?;
+    let body = format!(
+        "Payment of {} {} received: your CyberVPN subscription now runs until {}.",
+        payment.amount.to_major_string(),
+        payment.amount.currency().as_str(),
+        subscription.expires_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    outbox::notify_in(
+        &txn,
+        &format!("payment-completed:{}", payment.id.as_uuid()),
+        Audience::Customer(payment.customer_id),
+        "payment_completed",
+        &body,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    tracing::info!(payment = %payment.id.as_uuid(), days = payment.days, "payment credited");
+    Ok(Completion::Credited(Box::new(subscription)))
+}
+
+/// Why this notice must not be credited automatically, if it must not.
+fn review_reason(payment: &Payment, notice: &PaidNotice) -> Option<String> {
+    if payment.provider != notice.provider {
+        return Some(format!(
+            "paid through {} but created for {}",
+            notice.provider.as_str(),
+            payment.provider.as_str()
+        ));
+    }
+    if notice.paid != payment.amount {
+        return Some(format!(
+            "paid {} {} but the price is {} {}",
+            notice.paid.to_major_string(),
+            notice.paid.currency().as_str(),
+            payment.amount.to_major_string(),
+            payment.amount.currency().as_str()
+        ));
+    }
+    match payment.status {
+        PaymentStatus::Pending | PaymentStatus::Completed => None,
+        closed => Some(format!("paid after the payment was {}", closed.as_str())),
+    }
+}
+
+/// Adds the payment's days to the customer's current subscription (or starts one), with the plan's terms.
+async fn add_days(
+    txn: &cybervpn_db::DatabaseTransaction,
+    payment: &Payment,
+    now: DateTime<Utc>,
+) -> Result<Subscription, DbError> {
+    let plan = match payment.plan_id {
+        Some(id) => Some(Plans::on(txn).get(id).await?),
+        None => None,
+    };
+    let subscriptions = Subscriptions::on(txn);
+    let current = subscriptions
+        .current_for(payment.customer_id)
+        .await?
+        .filter(|s| s.status != SubscriptionStatus::Disabled);
+    match current {
+        Some(current) => {
+            let mut subscription = subscriptions.lock(current.id).await?;
+            if let Some(plan) = &plan {
+                subscription.plan_id = Some(plan.id);
+                subscription.traffic_limit = plan.traffic_limit;
+                subscription.device_limit = Some(plan.device_limit);
+            }
+            if subscription.status == SubscriptionStatus::Limited {
+                // A purchase renews the traffic allowance.
+                subscription.status = SubscriptionStatus::Active;
+                subscription.traffic_used = TrafficBytes::ZERO;
+            }
+            subscription.extend_by(payment.days, now)?;
+            subscriptions.save(&subscription).await?;
+            Ok(subscription)
+        }
+        None => {
+            let subscription = Subscription::start(
+                payment.customer_id,
+                plan.as_ref().map(|p| p.id),
+                payment.days,
+                plan.as_ref()
+                    .map_or(cybervpn_domain::TrafficLimit::Unlimited, |p| {
+                        p.traffic_limit
+                    }),
+                plan.as_ref().map(|p| p.device_limit),
+                now,
+            )?;
+            subscriptions.create(&subscription).await?;
+            Ok(subscription)
+        }
+    }
+}
+
+/// Closes pending payments past their expiry; returns how many were closed.
+pub async fn expire_unpaid(db: &Db, now: DateTime<Utc>) -> Result<usize, DbError> {
+    Ok(db.payments().expire_overdue(now).await?.len())
+}

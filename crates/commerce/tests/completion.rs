@@ -1,0 +1,233 @@
+//! The completion path on both databases: credited once, never for the wrong amount, duplicates harmless.
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
+
+use chrono::{SubsecRound, TimeDelta, Utc};
+use cybervpn_commerce::{Completion, PaidNotice, complete_payment, expire_unpaid};
+use cybervpn_db::Db;
+use cybervpn_domain::{
+    Currency, CustomerId, Email, Language, Money, NewCustomer, Payment, PaymentId, PaymentProvider,
+    PaymentStatus, Plan, Username,
+};
+use cybervpn_testkit::{Backend, TestDb, on_both_backends};
+
+async fn open(backend: Backend) -> (TestDb, Db) {
+    let test_db = TestDb::new(backend).await;
+    let db = Db::from_connection(test_db.connect().await);
+    (test_db, db)
+}
+
+async fn customer(db: &Db, name: &str) -> CustomerId {
+    let new = NewCustomer::new(
+        Some(Email::parse(&format!("{name}@example.com")).unwrap()),
+        None,
+        Username::parse(name).unwrap(),
+        Language::En,
+    )
+    .unwrap();
+    db.customers().create(new, Utc::now()).await.unwrap().id
+}
+
+async fn plan(db: &Db) -> Plan {
+    db.plans().list_active().await.unwrap().remove(0)
+}
+
+async fn pending(db: &Db, customer: CustomerId, plan: &Plan, provider: PaymentProvider) -> Payment {
+    let now = Utc::now();
+    let price = *plan
+        .prices()
+        .iter()
+        .find(|p| p.currency() == Currency::Usd)
+        .unwrap();
+    db.payments()
+        .create(Payment {
+            id: PaymentId::new(),
+            customer_id: customer,
+            plan_id: Some(plan.id),
+            amount: price,
+            status: PaymentStatus::Pending,
+            provider,
+            provider_payment_id: None,
+            days: plan.duration.days().into(),
+            invoice_url: None,
+            expires_at: Some(now + TimeDelta::hours(1)),
+            completed_at: None,
+            review_reason: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap()
+}
+
+fn notice(payment: &Payment, reference: &str) -> PaidNotice {
+    PaidNotice {
+        payment_id: payment.id,
+        provider: payment.provider,
+        provider_payment_id: reference.to_owned(),
+        paid: payment.amount,
+    }
+}
+
+async fn outbox_jobs(db: &Db) -> Vec<String> {
+    let txn = cybervpn_db::TransactionTrait::begin(db.conn())
+        .await
+        .unwrap();
+    let jobs = cybervpn_db::Outbox::on(&txn)
+        .claim(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.job)
+        .collect();
+    txn.rollback().await.unwrap();
+    jobs
+}
+
+on_both_backends!(a_payment_is_credited_exactly_once);
+async fn a_payment_is_credited_exactly_once(backend: Backend) {
+    let (_guard, db) = open(backend).await;
+    let who = customer(&db, "neo").await;
+    let plan = plan(&db).await;
+    let payment = pending(&db, who, &plan, PaymentProvider::CryptoBot).await;
+    let now = Utc::now().trunc_subsecs(6);
+
+    let Completion::Credited(subscription) = complete_payment(&db, &notice(&payment, "inv-1"), now)
+        .await
+        .unwrap()
+    else {
+        panic!("credited");
+    };
+    let days = i64::from(plan.duration.days());
+    assert_eq!(subscription.expires_at, now + TimeDelta::days(days));
+    assert_eq!(subscription.plan_id, Some(plan.id));
+    let stored = db.payments().get(payment.id).await.unwrap();
+    assert_eq!(stored.status, PaymentStatus::Completed);
+    assert_eq!(stored.provider_payment_id.as_deref(), Some("inv-1"));
+    assert!(stored.completed_at.is_some());
+    assert_eq!(
+        outbox_jobs(&db).await,
+        ["provision_subscription", "deliver_notification"]
+    );
+
+    // The webhook again, later: nothing changes.
+    let again = complete_payment(&db, &notice(&payment, "inv-1"), now + TimeDelta::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(again, Completion::AlreadyCompleted);
+    let current = db.subscriptions().current_for(who).await.unwrap().unwrap();
+    assert_eq!(current.expires_at, subscription.expires_at);
+    assert_eq!(outbox_jobs(&db).await.len(), 2);
+
+    // A second purchase keeps the time left.
+    let second = pending(&db, who, &plan, PaymentProvider::CryptoBot).await;
+    let later = now + TimeDelta::days(1);
+    complete_payment(&db, &notice(&second, "inv-2"), later)
+        .await
+        .unwrap();
+    let current = db.subscriptions().current_for(who).await.unwrap().unwrap();
+    assert_eq!(
+        current.expires_at,
+        subscription.expires_at + TimeDelta::days(days)
+    );
+}
+
+on_both_backends!(a_wrong_amount_or_gateway_is_set_aside_and_never_credited);
+async fn a_wrong_amount_or_gateway_is_set_aside_and_never_credited(backend: Backend) {
+    let (_guard, db) = open(backend).await;
+    let who = customer(&db, "trinity").await;
+    let plan = plan(&db).await;
+    let payment = pending(&db, who, &plan, PaymentProvider::Stripe).await;
+    let mut short = notice(&payment, "cs_1");
+    short.paid = Money::new(payment.amount.amount_minor() - 1, Currency::Usd).unwrap();
+    let outcome = complete_payment(&db, &short, Utc::now()).await.unwrap();
+    assert!(
+        matches!(&outcome, Completion::NeedsReview(r) if r.contains("but the price is")),
+        "{outcome:?}"
+    );
+    let mut rubles = notice(&payment, "cs_1");
+    rubles.paid = Money::new(payment.amount.amount_minor(), Currency::Rub).unwrap();
+    assert!(matches!(
+        complete_payment(&db, &rubles, Utc::now()).await.unwrap(),
+        Completion::NeedsReview(_)
+    ));
+    let mut elsewhere = notice(&payment, "cs_1");
+    elsewhere.provider = PaymentProvider::YooKassa;
+    assert!(matches!(
+        complete_payment(&db, &elsewhere, Utc::now()).await.unwrap(),
+        Completion::NeedsReview(r) if r.contains("yookassa")
+    ));
+    let stored = db.payments().get(payment.id).await.unwrap();
+    assert_eq!(stored.status, PaymentStatus::Pending);
+    assert!(stored.review_reason.is_some());
+    assert!(db.subscriptions().current_for(who).await.unwrap().is_none());
+    assert!(outbox_jobs(&db).await.is_empty());
+
+    let unknown = PaidNotice {
+        payment_id: PaymentId::new(),
+        ..notice(&payment, "cs_2")
+    };
+    assert_eq!(
+        complete_payment(&db, &unknown, Utc::now()).await.unwrap(),
+        Completion::Unknown
+    );
+}
+
+on_both_backends!(unpaid_payments_expire_and_a_late_payment_goes_to_review);
+async fn unpaid_payments_expire_and_a_late_payment_goes_to_review(backend: Backend) {
+    let (_guard, db) = open(backend).await;
+    let who = customer(&db, "morpheus").await;
+    let plan = plan(&db).await;
+    let payment = pending(&db, who, &plan, PaymentProvider::YooKassa).await;
+    assert_eq!(
+        expire_unpaid(&db, Utc::now()).await.unwrap(),
+        0,
+        "not due yet"
+    );
+    assert_eq!(
+        expire_unpaid(&db, Utc::now() + TimeDelta::hours(2))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        db.payments().get(payment.id).await.unwrap().status,
+        PaymentStatus::Expired
+    );
+    let late = complete_payment(&db, &notice(&payment, "yk-1"), Utc::now())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&late, Completion::NeedsReview(r) if r.contains("expired")),
+        "{late:?}"
+    );
+    assert!(db.subscriptions().current_for(who).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_duplicate_notices_credit_once() {
+    let (_guard, db) = open(Backend::Postgres).await;
+    let who = customer(&db, "tank").await;
+    let plan = plan(&db).await;
+    let payment = pending(&db, who, &plan, PaymentProvider::CryptoBot).await;
+    let now = Utc::now().trunc_subsecs(6);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let db = db.clone();
+        let notice = notice(&payment, "inv-9");
+        tasks.push(tokio::spawn(async move {
+            complete_payment(&db, &notice, now).await.unwrap()
+        }));
+    }
+    let mut credited = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), Completion::Credited(_)) {
+            credited += 1;
+        }
+    }
+    assert_eq!(credited, 1);
+    let current = db.subscriptions().current_for(who).await.unwrap().unwrap();
+    assert_eq!(
+        current.expires_at,
+        now + TimeDelta::days(i64::from(plan.duration.days()))
+    );
+}

@@ -1,0 +1,42 @@
+//! Jobs written to the transactional outbox: recorded in the caller's transaction, relayed after commit.
+
+use chrono::{DateTime, Utc};
+use cybervpn_db::{Audience, DatabaseTransaction, DbError, Notifications, Outbox};
+use uuid::Uuid;
+
+use crate::{Job, catalog::DeliverNotification};
+
+/// Records `job` in the outbox of `txn`; it reaches the queue once the transaction commits.
+pub async fn enqueue<J: Job>(
+    txn: &DatabaseTransaction,
+    job: &J,
+    now: DateTime<Utc>,
+) -> Result<Uuid, DbError> {
+    Outbox::on(txn).push(J::NAME, job, now).await
+}
+
+/// Records a notification unless `dedup_key` was used before, with its delivery job, in `txn`; true if new.
+pub async fn notify_in(
+    txn: &DatabaseTransaction,
+    dedup_key: &str,
+    audience: Audience,
+    kind: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let Some(id) = Notifications::on(txn)
+        .record_once(dedup_key, audience, kind, body, now)
+        .await?
+    else {
+        return Ok(false);
+    };
+    enqueue(
+        txn,
+        &DeliverNotification {
+            notification_id: id,
+        },
+        now,
+    )
+    .await?;
+    Ok(true)
+}
