@@ -1,7 +1,7 @@
 //! "Make the panel match this subscription": one idempotent operation behind every change.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use cybervpn_db::DbError;
+use cybervpn_db::{DbError, Subscriptions, TransactionTrait};
 use cybervpn_domain::{
     Customer, CustomerId, CustomerStatus, DomainError, PanelIdentity, Subscription, SubscriptionId,
     SubscriptionStatus,
@@ -60,6 +60,16 @@ pub async fn provision(
     else {
         return Ok(ProvisionOutcome::Skipped);
     };
+    // One panel user per customer: only the customer's current subscription (the one ending last) drives it,
+    // so an older subscription ending never disables the user a newer one serves.
+    let current = db
+        .subscriptions()
+        .current_for(subscription.customer_id)
+        .await
+        .or_retry("load current subscription")?;
+    if current.as_ref().is_some_and(|c| c.id != id) {
+        return Ok(ProvisionOutcome::Skipped);
+    }
     let customer = match db.customers().get(subscription.customer_id).await {
         Ok(customer) => Some(customer),
         Err(DbError::Domain(DomainError::NotFound { .. })) => None,
@@ -132,10 +142,25 @@ pub async fn provision(
         subscription_url: user.subscription_url.clone(),
     };
     if subscription.panel.as_ref() != Some(&identity) || outcome != ProvisionOutcome::Unchanged {
-        db.subscriptions()
+        let txn = db.conn().begin().await.or_retry("begin")?;
+        let subscriptions = Subscriptions::on(&txn);
+        // The user moves over from an older subscription of the same customer.
+        if let Some(previous) = subscriptions
+            .by_panel_user(identity.user_id)
+            .await
+            .or_retry("find previous holder")?
+            .filter(|previous| previous.id != id)
+        {
+            subscriptions
+                .set_panel(previous.id, None, now)
+                .await
+                .or_retry("release panel user")?;
+        }
+        subscriptions
             .set_panel(id, Some(&identity), now)
             .await
             .or_retry("store panel user")?;
+        txn.commit().await.or_retry("commit panel user")?;
     }
     tracing::info!(
         subscription = %id.as_uuid(),

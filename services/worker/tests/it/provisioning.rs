@@ -210,3 +210,43 @@ async fn a_panel_outage_is_retried_with_an_error_naming_the_operation(backend: B
         ProvisionOutcome::Created
     );
 }
+
+on_both_backends!(a_newer_subscription_takes_over_the_customers_panel_user);
+async fn a_newer_subscription_takes_over_the_customers_panel_user(backend: Backend) {
+    let rig = Rig::new(backend).await;
+    let customer = rig.customer("niobe").await;
+    let old = rig.live_subscription(customer).await;
+    provision(&rig.services, old.id).await.unwrap();
+    // Staff disabled the old one; a new purchase started another that ends later.
+    let mut disabled = rig.db.subscriptions().get(old.id).await.unwrap();
+    disabled.status = SubscriptionStatus::Disabled;
+    rig.db.subscriptions().save(&disabled).await.unwrap();
+    let new = rig
+        .subscription(
+            customer,
+            Utc::now() + TimeDelta::days(60),
+            TrafficLimit::Unlimited,
+        )
+        .await;
+
+    // The old one no longer drives the panel user: it is not the current subscription.
+    assert_eq!(
+        provision(&rig.services, old.id).await.unwrap(),
+        ProvisionOutcome::Skipped
+    );
+    provision(&rig.services, new.id).await.unwrap();
+    let user = rig.panel_user(customer).unwrap();
+    assert_eq!(user["status"], "ACTIVE");
+    assert_eq!(rig.fake.users().len(), 1);
+    let moved = rig.db.subscriptions().get(new.id).await.unwrap();
+    assert_eq!(moved.panel.unwrap().user_id, user["id"].as_i64().unwrap());
+    assert!(
+        rig.db
+            .subscriptions()
+            .get(old.id)
+            .await
+            .unwrap()
+            .panel
+            .is_none()
+    );
+}
