@@ -22,6 +22,15 @@ pub(crate) const STRING_KEYS: &[&str] = &[
     "scheduler.listen",
     "telegram.bot_token",
     "telegram.api_url",
+    "payments.cryptobot_token",
+    "payments.cryptobot_api_url",
+    "payments.stripe_secret_key",
+    "payments.stripe_webhook_secret",
+    "payments.stripe_api_url",
+    "payments.yookassa_shop_id",
+    "payments.yookassa_secret_key",
+    "payments.yookassa_api_url",
+    "payments.return_url",
 ];
 
 /// Sections whose keys may be set as `CYBERVPN_<SECTION>_<KEY>`.
@@ -37,12 +46,15 @@ const SECTIONS: &[&str] = &[
     "telegram",
     "trial",
     "referral",
+    "payments",
 ];
 
 /// Environment variables mapped onto configuration keys.
 ///
 /// `DATABASE_URL` → `database.url`, `REDIS_URL` → `redis.url`, `CYBERVPN_DATA_DIR` → `data_dir`,
 /// `REMNAWAVE_URL`/`_TOKEN`/`_WEBHOOK_SECRET`/`_SQUADS` → `remnawave.*`,
+/// `CRYPTOBOT_TOKEN`/`_API_URL`, `STRIPE_SECRET_KEY`/`_WEBHOOK_SECRET`/`_API_URL`,
+/// `YOOKASSA_SHOP_ID`/`_SECRET_KEY`/`_API_URL`/`_TRUSTED_NETWORKS` → `payments.*`,
 /// `CYBERVPN_API_LISTEN` → `api.listen`. Other variables are ignored, except `CYBERVPN_<SECTION>_…` of a known
 /// section, which must name a real key.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +83,17 @@ fn key_for(name: &str) -> Option<String> {
         "REMNAWAVE_TOKEN" => return Some("remnawave.token".to_owned()),
         "REMNAWAVE_WEBHOOK_SECRET" => return Some("remnawave.webhook_secret".to_owned()),
         "REMNAWAVE_SQUADS" => return Some("remnawave.squads".to_owned()),
+        "CRYPTOBOT_TOKEN" => return Some("payments.cryptobot_token".to_owned()),
+        "CRYPTOBOT_API_URL" => return Some("payments.cryptobot_api_url".to_owned()),
+        "YOOKASSA_SHOP_ID" => return Some("payments.yookassa_shop_id".to_owned()),
+        "YOOKASSA_SECRET_KEY" => return Some("payments.yookassa_secret_key".to_owned()),
+        "YOOKASSA_API_URL" => return Some("payments.yookassa_api_url".to_owned()),
+        "YOOKASSA_TRUSTED_NETWORKS" => {
+            return Some("payments.yookassa_trusted_networks".to_owned());
+        }
+        "STRIPE_SECRET_KEY" => return Some("payments.stripe_secret_key".to_owned()),
+        "STRIPE_WEBHOOK_SECRET" => return Some("payments.stripe_webhook_secret".to_owned()),
+        "STRIPE_API_URL" => return Some("payments.stripe_api_url".to_owned()),
         _ => {}
     }
     let rest = name.strip_prefix("CYBERVPN_")?.to_ascii_lowercase();
@@ -104,7 +127,9 @@ impl Provider for EnvVars {
             // Strings stay verbatim: parsing `2024` or a password as TOML would reshape it.
             let value = if STRING_KEYS.contains(&key.as_str()) {
                 Value::from(raw.clone())
-            } else if key == "remnawave.squads" && !raw.trim_start().starts_with('[') {
+            } else if (key == "remnawave.squads" || key == "payments.yookassa_trusted_networks")
+                && !raw.trim_start().starts_with('[')
+            {
                 // `REMNAWAVE_SQUADS=Default,Premium`: a comma-separated list is accepted as well as TOML.
                 Value::from(
                     raw.split(',')

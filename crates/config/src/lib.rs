@@ -71,6 +71,8 @@ pub struct Config {
     pub trial: TrialConfig,
     /// Rewards for inviting customers.
     pub referral: ReferralConfig,
+    /// Payment gateways: credentials, endpoints and invoice lifetime.
+    pub payments: PaymentsConfig,
 }
 
 impl Default for Config {
@@ -88,6 +90,7 @@ impl Default for Config {
             telegram: TelegramConfig::default(),
             trial: TrialConfig::default(),
             referral: ReferralConfig::default(),
+            payments: PaymentsConfig::default(),
         }
     }
 }
@@ -128,6 +131,148 @@ impl Default for ReferralConfig {
             max_referrals: 100,
         }
     }
+}
+
+/// Crypto Pay mainnet API (CryptoBot).
+pub const CRYPTOBOT_MAINNET_API_URL: &str = "https://pay.crypt.bot/api/";
+/// Stripe API.
+pub const STRIPE_API_URL: &str = "https://api.stripe.com/";
+/// YooKassa API v3.
+pub const YOOKASSA_API_URL: &str = "https://api.yookassa.ru/v3/";
+/// The networks YooKassa sends notifications from, as published in its official SDK (`SecurityHelper`).
+pub const YOOKASSA_NETWORKS: &[&str] = &[
+    "185.71.76.0/27",
+    "185.71.77.0/27",
+    "77.75.153.0/25",
+    "77.75.156.11",
+    "77.75.156.35",
+    "77.75.154.128/25",
+    "2a02:5180:0:1509::/64",
+    "2a02:5180:0:2655::/64",
+    "2a02:5180:0:1533::/64",
+    "2a02:5180:0:2669::/64",
+];
+
+/// Payment gateways; a gateway without credentials is disabled (Telegram Stars only needs the bot).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// Crypto Pay app token; it is also the webhook signing key. Unset disables CryptoBot.
+    pub cryptobot_token: Option<Secret<String>>,
+    /// Crypto Pay API base URL (mainnet by default; testnet is `https://testnet-pay.crypt.bot/api/`).
+    pub cryptobot_api_url: String,
+    /// Stripe secret API key (`sk_…`). Unset disables Stripe.
+    pub stripe_secret_key: Option<Secret<String>>,
+    /// Stripe webhook endpoint secret (`whsec_…`, at least 32 characters); required with the secret key.
+    pub stripe_webhook_secret: Option<Secret<String>>,
+    /// Stripe API base URL.
+    pub stripe_api_url: String,
+    /// YooKassa shop id. Unset disables YooKassa.
+    pub yookassa_shop_id: Option<String>,
+    /// YooKassa secret key; required with the shop id.
+    pub yookassa_secret_key: Option<Secret<String>>,
+    /// YooKassa API base URL.
+    pub yookassa_api_url: String,
+    /// Networks YooKassa notifications may come from (addresses or CIDR).
+    pub yookassa_trusted_networks: Vec<String>,
+    /// Where gateways send the customer back after paying.
+    pub return_url: String,
+    /// Seconds an unpaid invoice stays payable.
+    pub invoice_ttl_secs: u64,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        Self {
+            cryptobot_token: None,
+            cryptobot_api_url: CRYPTOBOT_MAINNET_API_URL.to_owned(),
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            stripe_api_url: STRIPE_API_URL.to_owned(),
+            yookassa_shop_id: None,
+            yookassa_secret_key: None,
+            yookassa_api_url: YOOKASSA_API_URL.to_owned(),
+            yookassa_trusted_networks: YOOKASSA_NETWORKS.iter().map(|n| (*n).to_owned()).collect(),
+            return_url: "https://t.me".to_owned(),
+            invoice_ttl_secs: 3600,
+        }
+    }
+}
+
+impl PaymentsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        for (key, url) in [
+            ("payments.cryptobot_api_url", &self.cryptobot_api_url),
+            ("payments.stripe_api_url", &self.stripe_api_url),
+            ("payments.yookassa_api_url", &self.yookassa_api_url),
+            ("payments.return_url", &self.return_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return invalid(key, "must start with https:// or http://");
+            }
+        }
+        if let Some(token) = &self.cryptobot_token
+            && token.expose().trim().is_empty()
+        {
+            return invalid("payments.cryptobot_token", "must not be empty");
+        }
+        if self.stripe_secret_key.is_some() && self.stripe_webhook_secret.is_none() {
+            return invalid(
+                "payments.stripe_webhook_secret",
+                "is required when payments.stripe_secret_key is set",
+            );
+        }
+        if let Some(secret) = &self.stripe_webhook_secret
+            && secret.expose().chars().count() < 32
+        {
+            return invalid(
+                "payments.stripe_webhook_secret",
+                "must be at least 32 characters",
+            );
+        }
+        if self.yookassa_shop_id.is_some() != self.yookassa_secret_key.is_some() {
+            return invalid(
+                "payments.yookassa_secret_key",
+                "payments.yookassa_shop_id and payments.yookassa_secret_key must be set together",
+            );
+        }
+        if let Some(entry) = self
+            .yookassa_trusted_networks
+            .iter()
+            .find(|entry| !is_network(entry))
+        {
+            return Err(ConfigError::Invalid {
+                key: "payments.yookassa_trusted_networks",
+                reason: format!("`{entry}` is not an IP address or CIDR network"),
+            });
+        }
+        if !(60..=2_678_400).contains(&self.invoice_ttl_secs) {
+            return invalid(
+                "payments.invoice_ttl_secs",
+                "must be between 60 and 2678400 (31 days)",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `1.2.3.4`, `1.2.3.0/24`, `2a02::/32`: an address with an optional prefix that fits it.
+fn is_network(entry: &str) -> bool {
+    let (addr, prefix) = match entry.trim().split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (entry.trim(), None),
+    };
+    let Ok(addr) = addr.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max))
 }
 
 /// Relational database settings.
@@ -541,6 +686,7 @@ impl Config {
         self.auth.validate()?;
         self.remnawave.validate()?;
         self.scheduler.validate()?;
+        self.payments.validate()?;
         if !(1..=3650).contains(&self.trial.days) {
             return invalid("trial.days", "must be between 1 and 3650");
         }

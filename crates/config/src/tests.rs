@@ -224,6 +224,11 @@ fn full_config() -> Config {
     full.remnawave.token = secret();
     full.remnawave.webhook_secret = secret();
     full.telegram.bot_token = secret();
+    full.payments.cryptobot_token = secret();
+    full.payments.stripe_secret_key = secret();
+    full.payments.stripe_webhook_secret = secret();
+    full.payments.yookassa_shop_id = Some(String::new());
+    full.payments.yookassa_secret_key = secret();
     full
 }
 
@@ -377,6 +382,85 @@ fn trial_and_referral_sections_load_from_env_and_are_checked() {
         match Config::load(None, env(&[(var, "0")])) {
             Err(ConfigError::Invalid { key: got, .. }) => assert_eq!(got, key),
             other => panic!("{var}=0 must be refused, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn payments_section_loads_from_env_and_is_checked() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("CRYPTOBOT_TOKEN", "12345:AAAA"),
+            ("CRYPTOBOT_API_URL", "https://testnet-pay.crypt.bot/api/"),
+            ("STRIPE_SECRET_KEY", "sk_test_1"),
+            (
+                "STRIPE_WEBHOOK_SECRET",
+                "whsec_0123456789abcdef0123456789abcdef",
+            ),
+            ("STRIPE_API_URL", "http://127.0.0.1:1/"),
+            ("YOOKASSA_SHOP_ID", "123456"),
+            ("YOOKASSA_SECRET_KEY", "test_secret"),
+            ("YOOKASSA_API_URL", "http://127.0.0.1:2/v3/"),
+            ("YOOKASSA_TRUSTED_NETWORKS", "127.0.0.1, 10.0.0.0/8"),
+            ("CYBERVPN_PAYMENTS_INVOICE_TTL_SECS", "600"),
+        ]),
+    )
+    .expect("valid");
+    let payments = &config.payments;
+    assert_eq!(
+        payments
+            .cryptobot_token
+            .as_ref()
+            .map(|t| t.expose().clone()),
+        Some("12345:AAAA".to_owned())
+    );
+    assert_eq!(
+        payments.cryptobot_api_url,
+        "https://testnet-pay.crypt.bot/api/"
+    );
+    assert_eq!(payments.yookassa_shop_id.as_deref(), Some("123456"));
+    assert_eq!(
+        payments.yookassa_trusted_networks,
+        vec!["127.0.0.1".to_owned(), "10.0.0.0/8".to_owned()]
+    );
+    assert_eq!(payments.invoice_ttl_secs, 600);
+    let defaults = Config::default().payments;
+    assert_eq!(defaults.cryptobot_api_url, "https://pay.crypt.bot/api/");
+    assert_eq!(defaults.invoice_ttl_secs, 3600);
+    assert_eq!(defaults.yookassa_trusted_networks.len(), 10);
+
+    for (vars, key) in [
+        (
+            vec![
+                ("STRIPE_SECRET_KEY", "sk_test_1"),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_short"),
+            ],
+            "payments.stripe_webhook_secret",
+        ),
+        (
+            vec![("STRIPE_SECRET_KEY", "sk_test_1")],
+            "payments.stripe_webhook_secret",
+        ),
+        (
+            vec![("YOOKASSA_SHOP_ID", "1")],
+            "payments.yookassa_secret_key",
+        ),
+        (
+            vec![("YOOKASSA_TRUSTED_NETWORKS", "300.1.1.1")],
+            "payments.yookassa_trusted_networks",
+        ),
+        (
+            vec![("CYBERVPN_PAYMENTS_INVOICE_TTL_SECS", "0")],
+            "payments.invoice_ttl_secs",
+        ),
+    ] {
+        match Config::load(None, env(&vars)) {
+            Err(ConfigError::Invalid { key: got, reason }) => {
+                assert_eq!(got, key);
+                assert!(!reason.contains("whsec_short"), "{reason}");
+            }
+            other => panic!("{vars:?} must be refused, got {other:?}"),
         }
     }
 }

@@ -164,10 +164,12 @@ pub async fn build(
         _ => None,
     };
     let panel = panel_client(&config, &metrics)?;
+    let gateways = routes::payments::Gateways::from_config(&config.payments, &metrics)?;
     let state = web::Data::new(AppState {
         db: db.clone(),
         kv,
         panel,
+        gateways,
         queue,
         metrics,
         plans: state::CachedBody::new(Duration::from_secs(config.api.plans_cache_ttl_secs)),

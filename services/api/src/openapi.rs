@@ -24,6 +24,8 @@ use utoipa_actix_web::AppExt;
         (name = "trial", description = "The free trial, once per customer and per Telegram account"),
         (name = "referral", description = "Referral codes and the bonus days they earn"),
         (name = "subscriptions", description = "A customer's own subscriptions and how to connect"),
+        (name = "payments", description = "Paying for a plan through CryptoBot, Stripe, YooKassa or Telegram Stars"),
+        (name = "webhooks", description = "Signed notifications from the panel and the payment gateways"),
         (name = "admin", description = "Staff routes; each requires the permission named in its security scope"),
     ),
     components(schemas(crate::error::Problem)),

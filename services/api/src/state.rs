@@ -19,6 +19,8 @@ pub(crate) struct AppState {
     pub(crate) kv: Option<Kv>,
     /// The VPN panel client, when `remnawave.url` is configured (connection links for customers).
     pub(crate) panel: Option<cybervpn_remnawave::Panel>,
+    /// Payment gateway clients, for the gateways with credentials.
+    pub(crate) gateways: crate::routes::payments::Gateways,
     /// The job queue (dead-letter views); `None` for a service without Redis.
     pub(crate) queue: Option<cybervpn_jobs::Queue>,
     /// Prometheus metrics.

@@ -90,6 +90,40 @@ impl<'a, C: ConnectionTrait> Payments<'a, C> {
         Ok(result.rows_affected == 1)
     }
 
+    /// Records the gateway's reference and the page where the customer pays.
+    pub async fn set_invoice(
+        &self,
+        id: PaymentId,
+        provider_payment_id: &str,
+        invoice_url: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DbError> {
+        Entity::update_many()
+            .col_expr(Column::ProviderPaymentId, Expr::value(provider_payment_id))
+            .col_expr(Column::InvoiceUrl, Expr::value(invoice_url))
+            .col_expr(Column::UpdatedAt, Expr::value(crate::stored_time(now)))
+            .filter(Column::Id.eq(id.as_uuid()))
+            .exec(self.conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a pending payment failed (its invoice could not be created); false if it was no longer pending.
+    pub async fn fail(
+        &self,
+        id: PaymentId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, DbError> {
+        let result = Entity::update_many()
+            .col_expr(Column::Status, Expr::value(PaymentStatus::Failed.as_str()))
+            .col_expr(Column::UpdatedAt, Expr::value(crate::stored_time(now)))
+            .filter(Column::Id.eq(id.as_uuid()))
+            .filter(Column::Status.eq(PaymentStatus::Pending.as_str()))
+            .exec(self.conn)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
     /// Sets a pending payment aside for staff with the reason; it is not credited.
     pub async fn flag(
         &self,

@@ -12,6 +12,7 @@ pub(crate) mod auth;
 pub(crate) mod customer_subscriptions;
 pub(crate) mod health;
 pub(crate) mod operations;
+pub(crate) mod payments;
 pub(crate) mod plans;
 pub(crate) mod plans_admin;
 pub(crate) mod referral;
@@ -75,7 +76,13 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(operations::revoke_subscription)
                 .service(operations::list_dead_jobs)
                 .service(operations::redrive_dead_job)
-                .service(webhooks::remnawave_webhook),
+                .service(payments::list_providers)
+                .service(payments::create_payment)
+                .service(payments::get_payment)
+                .service(webhooks::remnawave_webhook)
+                .service(payments::cryptobot_webhook)
+                .service(payments::stripe_webhook)
+                .service(payments::yookassa_webhook),
         );
 }
 

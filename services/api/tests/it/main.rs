@@ -13,6 +13,7 @@ mod helpers;
 mod lifecycle;
 mod openapi;
 mod operations;
+mod payments;
 mod plans;
 mod rbac;
 mod referral;

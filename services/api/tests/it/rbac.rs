@@ -88,6 +88,10 @@ const PUBLIC_WRITES: &[&str] = &[
     "POST /api/v1/plans/quote",
     // Authenticated by the panel's HMAC signature of the body, not by a bearer token.
     "POST /api/v1/webhooks/remnawave",
+    // Signed by the gateway (CryptoBot, Stripe) or from its networks and re-fetched (YooKassa).
+    "POST /api/v1/webhooks/cryptobot",
+    "POST /api/v1/webhooks/stripe",
+    "POST /api/v1/webhooks/yookassa",
 ];
 
 #[test]
