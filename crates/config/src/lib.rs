@@ -541,6 +541,9 @@ pub struct SchedulerConfig {
     pub disable_expired_secs: u64,
     /// Full reconciliation against the panel interval in seconds.
     pub reconcile_secs: u64,
+    /// Interval in seconds of closing unpaid payments past their expiry and checking CryptoBot for missed
+    /// webhooks.
+    pub payments_secs: u64,
     /// Hours before expiry at which customers are reminded; 0 means "has expired".
     pub reminder_offsets_hours: Vec<u32>,
 }
@@ -559,6 +562,7 @@ impl Default for SchedulerConfig {
             reminders_secs: 15 * 60,
             disable_expired_secs: 5 * 60,
             reconcile_secs: 3600,
+            payments_secs: 120,
             reminder_offsets_hours: vec![72, 24, 0],
         }
     }
@@ -767,6 +771,7 @@ impl SchedulerConfig {
             ("scheduler.reminders_secs", self.reminders_secs),
             ("scheduler.disable_expired_secs", self.disable_expired_secs),
             ("scheduler.reconcile_secs", self.reconcile_secs),
+            ("scheduler.payments_secs", self.payments_secs),
         ];
         if let Some((key, _)) = intervals.iter().find(|(_, secs)| *secs == 0) {
             return Err(ConfigError::Invalid {

@@ -139,6 +139,8 @@ periodic_jobs! {
     DisableExpired => "disable_expired",
     /// Compare every panel user with our subscriptions and repair drift.
     FullReconcile => "full_reconcile",
+    /// Close unpaid payments past their expiry and credit CryptoBot invoices whose webhook was missed.
+    PaymentsSweep => "payments_sweep",
 }
 
 /// Every job name, on-demand and periodic (for queue-depth views).
@@ -156,6 +158,7 @@ pub const NAMES: &[&str] = &[
     ExpiryReminders::NAME,
     DisableExpired::NAME,
     FullReconcile::NAME,
+    PaymentsSweep::NAME,
 ];
 
 /// Enqueues a job recorded in the outbox by its name; `Ok(None)` for a name this build does not know.

@@ -43,6 +43,7 @@ pub fn schedule(config: &SchedulerConfig) -> Vec<(Periodic, Cadence)> {
                 Periodic::ExpiryReminders => Cadence::Every(config.reminders_secs),
                 Periodic::DisableExpired => Cadence::Every(config.disable_expired_secs),
                 Periodic::FullReconcile => Cadence::Every(config.reconcile_secs),
+                Periodic::PaymentsSweep => Cadence::Every(config.payments_secs),
             };
             (*job, cadence)
         })

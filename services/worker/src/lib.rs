@@ -6,6 +6,7 @@
 mod actions;
 mod geo;
 mod notify;
+mod payments;
 mod periodic;
 mod provision;
 mod relay;

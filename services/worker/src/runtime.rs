@@ -10,8 +10,8 @@ use cybervpn_jobs::{
     JobError, JobMetrics, Queue, Worker,
     catalog::{
         BandwidthStats, DeliverNotification, DisableExpired, ExpiryReminders, FullReconcile,
-        MonthlyTrafficReset, NodeHealthCheck, NodeSync, PanelUserAction, ProvisionSubscription,
-        ServerConfigs, ServerGeolocation, UserTrafficStats,
+        MonthlyTrafficReset, NodeHealthCheck, NodeSync, PanelUserAction, PaymentsSweep,
+        ProvisionSubscription, ServerConfigs, ServerGeolocation, UserTrafficStats,
     },
 };
 use cybervpn_kv::{Kv, Store};
@@ -20,7 +20,7 @@ use cybervpn_telemetry::Metrics;
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
-use crate::{Telegram, actions, notify, periodic, provision, relay};
+use crate::{Telegram, actions, notify, payments, periodic, provision, relay};
 
 /// What every job handler works with; cheap to clone.
 #[derive(Clone)]
@@ -35,6 +35,8 @@ pub struct Services {
     pub panel: Option<Panel>,
     /// Telegram delivery; `None` without a bot token.
     pub telegram: Option<Telegram>,
+    /// CryptoBot, to find paid invoices whose webhook was missed; `None` without a token.
+    pub cryptobot: Option<cybervpn_payments::cryptobot::CryptoBot>,
     /// The configuration.
     pub config: Arc<Config>,
     squads: Arc<RwLock<Option<Vec<Uuid>>>>,
@@ -64,12 +66,30 @@ impl Services {
             _ => None,
         };
         let telegram = Telegram::from_config(&config.telegram).context("telegram client")?;
+        let cryptobot = match &config.payments.cryptobot_token {
+            Some(token) => {
+                let mut settings =
+                    cybervpn_payments::cryptobot::CryptoBotConfig::new(token.expose().clone());
+                settings
+                    .api_url
+                    .clone_from(&config.payments.cryptobot_api_url);
+                Some(
+                    cybervpn_payments::cryptobot::CryptoBot::new(
+                        settings,
+                        metrics.external.clone(),
+                    )
+                    .context("cryptobot client")?,
+                )
+            }
+            None => None,
+        };
         Ok(Self {
             db,
             queue,
             store,
             panel,
             telegram,
+            cryptobot,
             config,
             squads: Arc::default(),
         })
@@ -181,7 +201,8 @@ pub fn register(worker: Worker, services: &Services) -> Worker {
     let worker = periodic!(worker, ServerConfigs, periodic::server_configs);
     let worker = periodic!(worker, ExpiryReminders, periodic::expiry_reminders);
     let worker = periodic!(worker, DisableExpired, periodic::disable_expired);
-    periodic!(worker, FullReconcile, periodic::reconcile)
+    let worker = periodic!(worker, FullReconcile, periodic::reconcile);
+    periodic!(worker, PaymentsSweep, payments::sweep)
 }
 
 /// Runs the relay and the job worker until `shutdown` resolves; returns when in-flight jobs are done.

@@ -140,6 +140,26 @@ impl<'a, C: ConnectionTrait> Payments<'a, C> {
         Ok(())
     }
 
+    /// Pending payments of `provider` that have the gateway's reference, oldest first.
+    pub async fn pending_with_reference(
+        &self,
+        provider: PaymentProvider,
+        limit: u64,
+    ) -> Result<Vec<Payment>, DbError> {
+        use sea_orm::QueryOrder;
+        Entity::find()
+            .filter(Column::Provider.eq(provider.as_str()))
+            .filter(Column::Status.eq(PaymentStatus::Pending.as_str()))
+            .filter(Column::ProviderPaymentId.is_not_null())
+            .order_by_asc(Column::CreatedAt)
+            .limit(limit)
+            .all(self.conn)
+            .await?
+            .into_iter()
+            .map(Payment::try_from)
+            .collect()
+    }
+
     /// Closes pending payments whose time ran out; returns their ids.
     pub async fn expire_overdue(
         &self,
