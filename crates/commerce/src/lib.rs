@@ -12,6 +12,8 @@ use cybervpn_domain::{
 };
 use cybervpn_jobs::{catalog::ProvisionSubscription, outbox};
 
+pub mod stars;
+
 /// What a gateway reports: this payment was paid, this much.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaidNotice {
