@@ -86,6 +86,9 @@ impl From<DbErr> for DbError {
         }
         match err {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(err),
+            // SQLite's single writer: a transaction that could not take the write lock in time. Temporary, so
+            // callers answer "try again" (503), never a 500.
+            other if other.to_string().contains("database is locked") => Self::Unavailable(other),
             other => Self::Database(other),
         }
     }

@@ -506,7 +506,10 @@ pub(crate) async fn cryptobot_webhook(
             format!("not a Crypto Pay update: {err}"),
         )
     })?;
-    if update.update_type != cryptobot::UpdateType::InvoicePaid {
+    // Only a paid invoice credits, even in a correctly signed `invoice_paid` update.
+    if update.update_type != cryptobot::UpdateType::InvoicePaid
+        || update.payload.status != cryptobot::InvoiceStatus::Paid
+    {
         count(&state, SOURCE, "ignored");
         return Ok(ok());
     }

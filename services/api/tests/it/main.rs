@@ -19,4 +19,5 @@ mod rbac;
 mod referral;
 mod subscriptions;
 mod trial;
+mod webhook_property;
 mod webhooks;
