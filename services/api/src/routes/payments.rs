@@ -517,24 +517,42 @@ pub(crate) async fn cryptobot_webhook(
     let Some(payment_id) = parse_payment_id(invoice.payload.as_deref()) else {
         return apply(&state, SOURCE, None).await;
     };
-    let Some(paid) = invoice.amount_money() else {
-        let reason = "paid invoice has no USD or RUB amount";
-        let flagged = state
-            .db
-            .payments()
-            .flag(payment_id, reason, Utc::now())
-            .await;
-        tracing::warn!(payment = %payment_id.as_uuid(), flagged = flagged.is_ok(), reason);
-        count(&state, SOURCE, "review");
-        return Ok(ok());
-    };
-    let notice = PaidNotice {
+    let paid = invoice.amount_money();
+    let notice = paid.map(|paid| PaidNotice {
         payment_id,
         provider: PaymentProvider::CryptoBot,
         provider_payment_id: invoice.invoice_id.to_string(),
         paid,
-    };
-    apply(&state, SOURCE, Some(notice)).await
+    });
+    credit(
+        &state,
+        SOURCE,
+        payment_id,
+        notice,
+        "paid invoice has no USD or RUB amount",
+    )
+    .await
+}
+
+/// Credits a paid notice; a notice whose amount could not be read sets the payment aside for staff instead.
+async fn credit(
+    state: &AppState,
+    source: &'static str,
+    payment_id: PaymentId,
+    notice: Option<PaidNotice>,
+    unreadable: &str,
+) -> Result<HttpResponse, ApiError> {
+    if notice.is_none() {
+        let flagged = state
+            .db
+            .payments()
+            .flag(payment_id, unreadable, Utc::now())
+            .await;
+        tracing::warn!(payment = %payment_id.as_uuid(), flagged = flagged.is_ok(), reason = unreadable);
+        count(state, source, "review");
+        return Ok(ok());
+    }
+    apply(state, source, notice).await
 }
 
 /// Stripe events: `checkout.session.completed` (paid) and `checkout.session.async_payment_succeeded`.
@@ -588,24 +606,21 @@ pub(crate) async fn stripe_webhook(
     let Some(payment_id) = session.payment_id().map(PaymentId::from_uuid) else {
         return apply(&state, SOURCE, None).await;
     };
-    let Some(paid) = session.amount() else {
-        let reason = "paid session has no USD or RUB amount";
-        let flagged = state
-            .db
-            .payments()
-            .flag(payment_id, reason, Utc::now())
-            .await;
-        tracing::warn!(payment = %payment_id.as_uuid(), flagged = flagged.is_ok(), reason);
-        count(&state, SOURCE, "review");
-        return Ok(ok());
-    };
-    let notice = PaidNotice {
+    let paid = session.amount();
+    let notice = paid.map(|paid| PaidNotice {
         payment_id,
         provider: PaymentProvider::Stripe,
         provider_payment_id: session.id.clone(),
         paid,
-    };
-    apply(&state, SOURCE, Some(notice)).await
+    });
+    credit(
+        &state,
+        SOURCE,
+        payment_id,
+        notice,
+        "paid session has no USD or RUB amount",
+    )
+    .await
 }
 
 /// YooKassa notifications: from YooKassa's networks only, and acted on after re-fetching the payment.
@@ -673,24 +688,20 @@ pub(crate) async fn yookassa_webhook(
     let Some(payment_id) = fetched.payment_id.map(PaymentId::from_uuid) else {
         return apply(&state, SOURCE, None).await;
     };
-    let Ok(paid) = fetched.amount_money() else {
-        let reason = "succeeded payment has an unreadable amount";
-        let flagged = state
-            .db
-            .payments()
-            .flag(payment_id, reason, Utc::now())
-            .await;
-        tracing::warn!(payment = %payment_id.as_uuid(), flagged = flagged.is_ok(), reason);
-        count(&state, SOURCE, "review");
-        return Ok(ok());
-    };
-    let notice = PaidNotice {
+    let notice = fetched.amount_money().ok().map(|paid| PaidNotice {
         payment_id,
         provider: PaymentProvider::YooKassa,
         provider_payment_id: fetched.id.clone(),
         paid,
-    };
-    apply(&state, SOURCE, Some(notice)).await
+    });
+    credit(
+        &state,
+        SOURCE,
+        payment_id,
+        notice,
+        "succeeded payment has an unreadable amount",
+    )
+    .await
 }
 
 /// The notification's source: the peer, or behind a trusted proxy (`api.trust_forwarded_headers`) the
