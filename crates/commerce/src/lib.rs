@@ -5,10 +5,12 @@
 //! panel provisioning and the customer notification to the outbox in the same transaction.
 
 use chrono::{DateTime, Utc};
-use cybervpn_db::{Audience, Db, DbError, Payments, Plans, Subscriptions, TransactionTrait};
+use cybervpn_db::{
+    Audience, Customers, Db, DbError, Payments, Plans, Subscriptions, TransactionTrait,
+};
 use cybervpn_domain::{
-    Money, Payment, PaymentId, PaymentProvider, PaymentStatus, Subscription, SubscriptionStatus,
-    TrafficBytes,
+    DomainError, Money, Payment, PaymentId, PaymentProvider, PaymentStatus, Subscription,
+    SubscriptionStatus, TrafficBytes,
 };
 use cybervpn_jobs::{catalog::ProvisionSubscription, outbox};
 
@@ -59,6 +61,18 @@ pub async fn complete_payment(
     }
     if payment.status == PaymentStatus::Completed {
         return Ok(Completion::AlreadyCompleted);
+    }
+    // One customer's payments are credited one after another: two payments completing at once must extend
+    // one subscription, not each start their own.
+    match Customers::on(&txn).lock(payment.customer_id).await {
+        Ok(_) => {}
+        Err(DbError::Domain(DomainError::NotFound { .. })) => {
+            let reason = "paid by a customer whose account was deleted".to_owned();
+            payments.flag(payment.id, &reason, now).await?;
+            txn.commit().await?;
+            return Ok(Completion::NeedsReview(reason));
+        }
+        Err(err) => return Err(err),
     }
     if !payments
         .complete(payment.id, Some(&notice.provider_payment_id), now)

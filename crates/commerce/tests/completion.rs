@@ -231,3 +231,26 @@ async fn concurrent_duplicate_notices_credit_once() {
         now + TimeDelta::days(i64::from(plan.duration.days()))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_payments_of_one_customer_completing_at_once_extend_one_subscription() {
+    let (_guard, db) = open(Backend::Postgres).await;
+    let who = customer(&db, "dozer").await;
+    let plan = plan(&db).await;
+    let mut tasks = Vec::new();
+    for reference in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        let payment = pending(&db, who, &plan, PaymentProvider::CryptoBot).await;
+        let db = db.clone();
+        let notice = notice(&payment, reference);
+        tasks.push(tokio::spawn(async move {
+            complete_payment(&db, &notice, Utc::now()).await.unwrap()
+        }));
+    }
+    for task in tasks {
+        assert!(matches!(task.await.unwrap(), Completion::Credited(_)));
+    }
+    let all = db.subscriptions().of_customer(who).await.unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    let days = i64::from(plan.duration.days()) * 8;
+    assert_eq!(all[0].expires_at - all[0].created_at, TimeDelta::days(days));
+}
