@@ -303,15 +303,26 @@ async fn randomized_webhook_deliveries_credit_each_paid_payment_exactly_once(bac
     let client = &app.client;
     let outcomes: Vec<(usize, Kind, u16)> = stream::iter(deliveries.iter().enumerate())
         .map(|(index, delivery)| {
-            let mut request = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(delivery.body.clone());
-            if let Some(signature) = &delivery.signature {
-                request = request.header("crypto-pay-api-signature", signature);
-            }
+            let request = || {
+                let mut request = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(delivery.body.clone());
+                if let Some(signature) = &delivery.signature {
+                    request = request.header("crypto-pay-api-signature", signature);
+                }
+                request
+            };
             async move {
-                let status = request.send().await.unwrap().status().as_u16();
+                // A 503 asks the gateway to deliver again later, as CryptoBot does; a busy SQLite writer answers it.
+                let mut status = request().send().await.unwrap().status().as_u16();
+                for _ in 0..5 {
+                    if status != 503 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    status = request().send().await.unwrap().status().as_u16();
+                }
                 (index, delivery.kind, status)
             }
         })
