@@ -8,13 +8,7 @@
 //! ambiguous failure ([`CryptoBotError::is_retryable`]) the caller looks the invoice up by the payload it
 //! sent (our payment id, [`CryptoBot::find_invoice_by_payload`]) and creates a new one only if none exists.
 
-use std::{
-    error::Error as _,
-    fmt,
-    hash::{BuildHasher, RandomState},
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{error::Error as _, fmt, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use cybervpn_domain::{Currency, DomainError, Money};
@@ -47,10 +41,6 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 
 /// `service` label of this client's metrics.
 const SERVICE: &str = "cryptobot";
-/// Further attempts after a transient failure of a call that is safe to repeat.
-const MAX_RETRIES: u32 = 2;
-/// First backoff; doubled each retry, plus up to 50 ms of jitter.
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
 /// How much of a non-JSON error body goes into an error message.
 const MAX_MESSAGE_CHARS: usize = 200;
 /// Shown instead of secrets.
@@ -194,17 +184,6 @@ impl CryptoBotError {
         match self {
             Self::Api { name, .. } => Some(name),
             _ => None,
-        }
-    }
-
-    /// The `status` label of `external_requests_total` for a failed attempt.
-    fn metric_status(&self) -> String {
-        match self {
-            Self::Api { status, .. } | Self::Http { status, .. } => status.to_string(),
-            Self::Timeout { .. } => "timeout".to_owned(),
-            Self::Connection { .. } => "connection".to_owned(),
-            Self::Decode { .. } => "decode".to_owned(),
-            Self::Invalid { .. } | Self::Config(_) => "invalid".to_owned(),
         }
     }
 }
@@ -659,42 +638,14 @@ impl CryptoBot {
     }
 
     async fn call<T: DeserializeOwned>(&self, call: Call) -> Result<T, CryptoBotError> {
-        let attempts = if call.repeatable { 1 + MAX_RETRIES } else { 1 };
-        let mut attempt = 1;
-        loop {
-            let started = Instant::now();
-            let result = self.attempt::<T>(&call).await;
-            let seconds = started.elapsed().as_secs_f64();
-            let status = match &result {
-                Ok((status, _)) => status.as_u16().to_string(),
-                Err(err) => err.metric_status(),
-            };
-            self.inner
-                .metrics
-                .observe(SERVICE, call.operation, &status, seconds);
-            match result {
-                Ok((_, value)) => {
-                    tracing::debug!(operation = call.operation, %status, seconds, "cryptobot call");
-                    return Ok(value);
-                }
-                Err(err) if attempt < attempts && err.is_retryable() => {
-                    let delay = backoff(attempt);
-                    tracing::warn!(
-                        operation = call.operation,
-                        attempt,
-                        ?delay,
-                        error = %err,
-                        "cryptobot call failed; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(err) => {
-                    tracing::debug!(operation = call.operation, %status, seconds, error = %err, "cryptobot call failed");
-                    return Err(err);
-                }
-            }
-        }
+        self.inner
+            .metrics
+            .call(SERVICE, call.operation, call.repeatable, || async {
+                self.attempt::<T>(&call)
+                    .await
+                    .map(|(status, value)| (status.as_u16(), value))
+            })
+            .await
     }
 
     async fn attempt<T: DeserializeOwned>(
@@ -816,12 +767,6 @@ struct Call {
     repeatable: bool,
 }
 
-/// Exponential backoff with jitter, so clients that failed together do not retry together.
-fn backoff(attempt: u32) -> Duration {
-    let jitter = RandomState::new().hash_one(attempt) % 50;
-    BACKOFF_BASE * 2_u32.saturating_pow(attempt.saturating_sub(1)) + Duration::from_millis(jitter)
-}
-
 /// Whether `signature_header` is the lowercase hex HMAC-SHA256 of the raw `body`, keyed with the
 /// SHA-256 digest (32 raw bytes) of the app `token`; compared in constant time.
 pub fn verify_webhook(token: &str, body: &[u8], signature_header: &str) -> bool {
@@ -920,6 +865,22 @@ fn opt_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<Str
                 .collect(),
         }),
     )
+}
+
+impl cybervpn_telemetry::AttemptError for CryptoBotError {
+    fn is_retryable(&self) -> bool {
+        Self::is_retryable(self)
+    }
+
+    fn metric_status(&self) -> String {
+        match self {
+            Self::Api { status, .. } | Self::Http { status, .. } => status.to_string(),
+            Self::Timeout { .. } => "timeout".to_owned(),
+            Self::Connection { .. } => "connection".to_owned(),
+            Self::Decode { .. } => "decode".to_owned(),
+            Self::Invalid { .. } | Self::Config(_) => "invalid".to_owned(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,14 +4,7 @@
 //! create (so retries are safe), amounts as integer minor units with lowercase currency codes, and
 //! `Stripe-Signature: t=…,v1=…` checked against HMAC-SHA256 keyed with the endpoint secret *as is*.
 
-use std::{
-    collections::BTreeMap,
-    error::Error as _,
-    fmt,
-    hash::{BuildHasher, RandomState},
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, error::Error as _, fmt, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use cybervpn_domain::{Currency, Money};
@@ -37,10 +30,6 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 const CREATE_SESSION: &str = "checkout.sessions.create";
 /// Operation label of [`Stripe::retrieve_checkout_session`].
 const RETRIEVE_SESSION: &str = "checkout.sessions.retrieve";
-/// Further attempts after a transient failure of a call that is safe to repeat.
-const MAX_RETRIES: u32 = 2;
-/// First backoff; doubled each retry, plus up to 50 ms of jitter.
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
 /// How much of a non-JSON error body goes into an error message.
 const MAX_MESSAGE_CHARS: usize = 200;
 /// Stripe refuses longer idempotency keys.
@@ -339,17 +328,6 @@ impl StripeError {
             _ => None,
         }
     }
-
-    /// The `status` label of `external_requests_total` for a failed attempt.
-    fn metric_status(&self) -> String {
-        match self {
-            Self::Api { status, .. } => status.to_string(),
-            Self::Timeout { .. } => "timeout".to_owned(),
-            Self::Connection { .. } => "connection".to_owned(),
-            Self::Decode { .. } => "decode".to_owned(),
-            Self::Invalid { .. } | Self::Config(_) => "invalid".to_owned(),
-        }
-    }
 }
 
 fn config_error(message: impl Into<String>) -> StripeError {
@@ -498,42 +476,14 @@ impl Stripe {
     }
 
     async fn execute<T: DeserializeOwned>(&self, call: Call) -> Result<T, StripeError> {
-        let attempts = if call.repeatable { 1 + MAX_RETRIES } else { 1 };
-        let mut attempt = 1;
-        loop {
-            let started = Instant::now();
-            let result = self.attempt::<T>(&call).await;
-            let seconds = started.elapsed().as_secs_f64();
-            let status = match &result {
-                Ok((status, _)) => status.as_u16().to_string(),
-                Err(err) => err.metric_status(),
-            };
-            self.inner
-                .metrics
-                .observe(SERVICE, call.operation, &status, seconds);
-            match result {
-                Ok((_, value)) => {
-                    tracing::debug!(operation = call.operation, %status, seconds, "stripe call");
-                    return Ok(value);
-                }
-                Err(err) if attempt < attempts && err.is_retryable() => {
-                    let delay = backoff(attempt);
-                    tracing::warn!(
-                        operation = call.operation,
-                        attempt,
-                        ?delay,
-                        error = %err,
-                        "stripe call failed; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(err) => {
-                    tracing::debug!(operation = call.operation, %status, seconds, error = %err, "stripe call failed");
-                    return Err(err);
-                }
-            }
-        }
+        self.inner
+            .metrics
+            .call(SERVICE, call.operation, call.repeatable, || async {
+                self.attempt::<T>(&call)
+                    .await
+                    .map(|(status, value)| (status.as_u16(), value))
+            })
+            .await
     }
 
     async fn attempt<T: DeserializeOwned>(
@@ -684,12 +634,6 @@ fn checkout_form(request: &CheckoutRequest) -> Result<Vec<(&'static str, String)
 
 fn truncate(text: &str, max_chars: usize) -> String {
     text.chars().take(max_chars).collect()
-}
-
-/// Exponential backoff with jitter, so clients that failed together do not retry together.
-fn backoff(attempt: u32) -> Duration {
-    let jitter = RandomState::new().hash_one(attempt) % 50;
-    BACKOFF_BASE * 2_u32.saturating_pow(attempt.saturating_sub(1)) + Duration::from_millis(jitter)
 }
 
 /// Escapes a value for use as one path segment.
@@ -915,6 +859,22 @@ pub fn parse_event(body: &[u8]) -> Result<Event, EventError> {
         object: wire.data.object,
         payload,
     })
+}
+
+impl cybervpn_telemetry::AttemptError for StripeError {
+    fn is_retryable(&self) -> bool {
+        Self::is_retryable(self)
+    }
+
+    fn metric_status(&self) -> String {
+        match self {
+            Self::Api { status, .. } => status.to_string(),
+            Self::Timeout { .. } => "timeout".to_owned(),
+            Self::Connection { .. } => "connection".to_owned(),
+            Self::Decode { .. } => "decode".to_owned(),
+            Self::Invalid { .. } | Self::Config(_) => "invalid".to_owned(),
+        }
+    }
 }
 
 #[cfg(test)]

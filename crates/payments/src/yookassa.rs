@@ -2,14 +2,8 @@
 //! source network (YooKassa signs nothing, so the body is only a hint and callers re-fetch the payment).
 
 use std::{
-    collections::HashMap,
-    error::Error as _,
-    fmt,
-    hash::{BuildHasher, RandomState},
-    net::IpAddr,
-    str::FromStr,
-    sync::Arc,
-    time::{Duration, Instant},
+    collections::HashMap, error::Error as _, fmt, net::IpAddr, str::FromStr, sync::Arc,
+    time::Duration,
 };
 
 use chrono::{DateTime, Utc};
@@ -27,11 +21,6 @@ use uuid::Uuid;
 pub const DEFAULT_API_URL: &str = "https://api.yookassa.ru/v3/";
 /// `service` label of this client's metrics.
 const SERVICE: &str = "yookassa";
-/// Further attempts after a transient failure; every call is safe to repeat (reads, or writes carrying an
-/// `Idempotence-Key`).
-const MAX_RETRIES: u32 = 2;
-/// First backoff; doubled each retry, plus up to 50 ms of jitter.
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
 /// How much of a non-JSON error body goes into an error message.
 const MAX_MESSAGE_CHARS: usize = 200;
 /// YooKassa's limit on `description`.
@@ -160,17 +149,6 @@ impl YooKassaError {
         match self {
             Self::Api { code, .. } => code.as_deref(),
             _ => None,
-        }
-    }
-
-    /// The `status` label of `external_requests_total` for a failed attempt.
-    fn metric_status(&self) -> String {
-        match self {
-            Self::Api { status, .. } => status.to_string(),
-            Self::Timeout { .. } => "timeout".to_owned(),
-            Self::Connection { .. } => "connection".to_owned(),
-            Self::Decode { .. } => "decode".to_owned(),
-            Self::Invalid { .. } | Self::Amount { .. } | Self::Config(_) => "invalid".to_owned(),
         }
     }
 }
@@ -558,41 +536,14 @@ impl YooKassa {
     }
 
     async fn execute<T: DeserializeOwned>(&self, call: &Call<'_>) -> Result<T, YooKassaError> {
-        let mut attempt = 1;
-        loop {
-            let started = Instant::now();
-            let result = self.attempt::<T>(call).await;
-            let seconds = started.elapsed().as_secs_f64();
-            let status = match &result {
-                Ok((status, _)) => status.as_u16().to_string(),
-                Err(err) => err.metric_status(),
-            };
-            self.inner
-                .metrics
-                .observe(SERVICE, call.operation, &status, seconds);
-            match result {
-                Ok((_, value)) => {
-                    tracing::debug!(operation = call.operation, %status, seconds, "yookassa call");
-                    return Ok(value);
-                }
-                Err(err) if attempt <= MAX_RETRIES && err.is_retryable() => {
-                    let delay = backoff(attempt);
-                    tracing::warn!(
-                        operation = call.operation,
-                        attempt,
-                        ?delay,
-                        error = %err,
-                        "yookassa call failed; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(err) => {
-                    tracing::debug!(operation = call.operation, %status, seconds, error = %err, "yookassa call failed");
-                    return Err(err);
-                }
-            }
-        }
+        self.inner
+            .metrics
+            .call(SERVICE, call.operation, true, || async {
+                self.attempt::<T>(call)
+                    .await
+                    .map(|(status, value)| (status.as_u16(), value))
+            })
+            .await
     }
 
     async fn attempt<T: DeserializeOwned>(
@@ -710,12 +661,6 @@ impl YooKassa {
 
 fn truncate(text: &str, max_chars: usize) -> String {
     text.chars().take(max_chars).collect()
-}
-
-/// Exponential backoff with jitter, so clients that failed together do not retry together.
-fn backoff(attempt: u32) -> Duration {
-    let jitter = RandomState::new().hash_one(attempt) % 50;
-    BACKOFF_BASE * 2_u32.saturating_pow(attempt.saturating_sub(1)) + Duration::from_millis(jitter)
 }
 
 /// Escapes a value for use as one path segment.
@@ -1061,6 +1006,22 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
             .map(|addr| addr.ip())
     })?;
     Some(ip.to_canonical())
+}
+
+impl cybervpn_telemetry::AttemptError for YooKassaError {
+    fn is_retryable(&self) -> bool {
+        Self::is_retryable(self)
+    }
+
+    fn metric_status(&self) -> String {
+        match self {
+            Self::Api { status, .. } => status.to_string(),
+            Self::Timeout { .. } => "timeout".to_owned(),
+            Self::Connection { .. } => "connection".to_owned(),
+            Self::Decode { .. } => "decode".to_owned(),
+            Self::Invalid { .. } | Self::Amount { .. } | Self::Config(_) => "invalid".to_owned(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,7 @@
 //! The transport: one request helper that authenticates, unwraps `{"response": …}`, maps errors,
 //! retries only what is safe to repeat, and records metrics.
 
-use std::{
-    error::Error as _,
-    fmt,
-    hash::{BuildHasher, RandomState},
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{error::Error as _, fmt, sync::Arc, time::Duration};
 
 use cybervpn_telemetry::ExternalMetrics;
 use reqwest::{
@@ -21,10 +15,6 @@ use crate::PanelError;
 
 /// `service` label of this client's metrics.
 const SERVICE: &str = "remnawave";
-/// Further attempts after a transient failure of a call that is safe to repeat.
-const MAX_RETRIES: u32 = 2;
-/// First backoff; doubled each retry, plus up to 50 ms of jitter.
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
 /// How much of a non-JSON error body goes into an error message.
 const MAX_MESSAGE_CHARS: usize = 200;
 /// Shown instead of secrets.
@@ -203,42 +193,14 @@ impl Panel {
             Some(Ok(body)) => Some(body.as_slice()),
             None => None,
         };
-        let attempts = if call.repeatable { 1 + MAX_RETRIES } else { 1 };
-        let mut attempt = 1;
-        loop {
-            let started = Instant::now();
-            let result = self.attempt(call, body, &decode).await;
-            let seconds = started.elapsed().as_secs_f64();
-            let status = match &result {
-                Ok((status, _)) => status.as_u16().to_string(),
-                Err(err) => err.metric_status(),
-            };
-            self.inner
-                .metrics
-                .observe(SERVICE, call.operation, &status, seconds);
-            match result {
-                Ok((_, value)) => {
-                    tracing::debug!(operation = call.operation, %status, seconds, "remnawave call");
-                    return Ok(value);
-                }
-                Err(err) if attempt < attempts && err.is_retryable() => {
-                    let delay = backoff(attempt);
-                    tracing::warn!(
-                        operation = call.operation,
-                        attempt,
-                        ?delay,
-                        error = %err,
-                        "remnawave call failed; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(err) => {
-                    tracing::debug!(operation = call.operation, %status, seconds, error = %err, "remnawave call failed");
-                    return Err(err);
-                }
-            }
-        }
+        self.inner
+            .metrics
+            .call(SERVICE, call.operation, call.repeatable, || async {
+                self.attempt(call, body, &decode)
+                    .await
+                    .map(|(status, value)| (status.as_u16(), value))
+            })
+            .await
     }
 
     async fn attempt<T>(
@@ -348,12 +310,6 @@ impl Panel {
 
 fn truncate(text: &str, max_chars: usize) -> String {
     text.chars().take(max_chars).collect()
-}
-
-/// Exponential backoff with jitter, so clients that failed together do not retry together.
-fn backoff(attempt: u32) -> Duration {
-    let jitter = RandomState::new().hash_one(attempt) % 50;
-    BACKOFF_BASE * 2_u32.saturating_pow(attempt.saturating_sub(1)) + Duration::from_millis(jitter)
 }
 
 /// One panel request: what the transport needs to send, retry and label it.
@@ -476,11 +432,5 @@ mod tests {
     fn path_segments_are_escaped() {
         assert_eq!(segment("c_1-a.b~"), "c_1-a.b~");
         assert_eq!(segment("a/b c?"), "a%2Fb%20c%3F");
-    }
-
-    #[test]
-    fn backoff_grows() {
-        assert!(backoff(1) < Duration::from_millis(150));
-        assert!(backoff(2) >= Duration::from_millis(200));
     }
 }

@@ -114,9 +114,14 @@ impl PanelError {
                 .code()
                 .is_some_and(|code| NOT_FOUND_CODES.contains(&code))
     }
+}
 
-    /// The `status` label of `external_requests_total` for a failed attempt.
-    pub(crate) fn metric_status(&self) -> String {
+impl cybervpn_telemetry::AttemptError for PanelError {
+    fn is_retryable(&self) -> bool {
+        Self::is_retryable(self)
+    }
+
+    fn metric_status(&self) -> String {
         match self {
             Self::Api { status, .. } => status.to_string(),
             Self::Timeout { .. } => "timeout".to_owned(),

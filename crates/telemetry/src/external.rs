@@ -1,8 +1,27 @@
 //! Metrics of calls this process makes to outside systems (the Remnawave panel, payment gateways).
 
+use std::{
+    hash::{BuildHasher, RandomState},
+    time::{Duration, Instant},
+};
+
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 use crate::TelemetryError;
+
+/// Retries of a call that is safe to repeat (the first attempt not counted).
+pub const MAX_RETRIES: u32 = 2;
+
+/// Wait before the first retry; doubles with each further one.
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+
+/// A failed attempt at an outside system.
+pub trait AttemptError: std::fmt::Display {
+    /// Whether another attempt may succeed (timeouts, connection errors, 5xx, 429).
+    fn is_retryable(&self) -> bool;
+    /// The `status` label: the HTTP status, or `timeout` / `connection` / `decode`.
+    fn metric_status(&self) -> String;
+}
 
 /// Metrics of requests to outside systems; label values are static names, never raw paths or ids.
 #[derive(Clone)]
@@ -53,9 +72,66 @@ impl ExternalMetrics {
     }
 }
 
+impl ExternalMetrics {
+    /// Makes `attempt` once, or up to `1 + MAX_RETRIES` times when `repeatable` while it fails retryably, with
+    /// exponential backoff and jitter between attempts; every attempt is recorded.
+    pub async fn call<T, E, Fut>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        repeatable: bool,
+        mut attempt: impl FnMut() -> Fut,
+    ) -> Result<T, E>
+    where
+        E: AttemptError,
+        Fut: Future<Output = Result<(u16, T), E>>,
+    {
+        let attempts = if repeatable { 1 + MAX_RETRIES } else { 1 };
+        let mut tried = 1;
+        loop {
+            let started = Instant::now();
+            let result = attempt().await;
+            let seconds = started.elapsed().as_secs_f64();
+            let status = match &result {
+                Ok((status, _)) => status.to_string(),
+                Err(err) => err.metric_status(),
+            };
+            self.observe(service, operation, &status, seconds);
+            match result {
+                Ok((_, value)) => {
+                    tracing::debug!(service, operation, %status, seconds, "external call");
+                    return Ok(value);
+                }
+                Err(err) if tried < attempts && err.is_retryable() => {
+                    let delay = backoff(tried);
+                    tracing::warn!(service, operation, attempt = tried, ?delay, error = %err, "external call failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    tried += 1;
+                }
+                Err(err) => {
+                    tracing::debug!(service, operation, %status, seconds, error = %err, "external call failed");
+                    return Err(err);
+                }
+            }
+        }
+    }
+}
+
+/// Wait after failed attempt number `attempt` (1-based): 100 ms doubling, plus up to 50 ms of jitter.
+fn backoff(attempt: u32) -> Duration {
+    let jitter = RandomState::new().hash_one(attempt) % 50;
+    BACKOFF_BASE * 2_u32.saturating_pow(attempt.saturating_sub(1)) + Duration::from_millis(jitter)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_grows() {
+        assert!(backoff(1) < Duration::from_millis(150));
+        assert!(backoff(2) >= Duration::from_millis(200));
+    }
 
     #[test]
     fn records_outcomes_per_operation() {

@@ -6,7 +6,7 @@
 mod external;
 mod ops;
 
-pub use external::ExternalMetrics;
+pub use external::{AttemptError, ExternalMetrics, MAX_RETRIES};
 pub use ops::{HealthCheck, OpsServer, shutdown_signal};
 
 use cybervpn_config::{LogConfig, LogFormat};
