@@ -11,6 +11,7 @@ mod m20261126_000003_identity;
 mod m20261126_000004_operations;
 mod m20261126_000005_trials_referrals;
 mod m20261126_000006_payment_terms;
+mod m20261126_000007_promo_refunds;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_operations::Migration),
             Box::new(m20261126_000005_trials_referrals::Migration),
             Box::new(m20261126_000006_payment_terms::Migration),
+            Box::new(m20261126_000007_promo_refunds::Migration),
         ]
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! [`complete_payment`] is the only way a payment is credited, whatever the gateway: it credits a pending
 //! payment exactly once, checks the amount against the price frozen on it, adds the days, and writes the
-//! panel provisioning and the customer notification to the outbox in the same transaction.
+//! panel provisioning and the customer notification to the outbox in the same transaction. [`checkout`] opens
+//! payments at a frozen price (with promo codes); [`refund`] takes the days of a refunded payment back.
 
 use chrono::{DateTime, Utc};
 use cybervpn_db::{
@@ -14,7 +15,12 @@ use cybervpn_domain::{
 };
 use cybervpn_jobs::{catalog::ProvisionSubscription, outbox};
 
+pub mod checkout;
+pub mod refund;
 pub mod stars;
+
+pub use checkout::{Order, Quote, expire_unpaid, fail_payment, open_payment};
+pub use refund::{RefundSource, Refunded, refund_payment};
 
 /// What a gateway reports: this payment was paid, this much.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,9 +188,4 @@ async fn add_days(
             Ok(subscription)
         }
     }
-}
-
-/// Closes pending payments past their expiry; returns how many were closed.
-pub async fn expire_unpaid(db: &Db, now: DateTime<Utc>) -> Result<usize, DbError> {
-    Ok(db.payments().expire_overdue(now).await?.len())
 }

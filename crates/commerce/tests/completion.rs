@@ -52,6 +52,9 @@ async fn pending(db: &Db, customer: CustomerId, plan: &Plan, provider: PaymentPr
             expires_at: Some(now + TimeDelta::hours(1)),
             completed_at: None,
             review_reason: None,
+            promo_code_id: None,
+            refunded_at: None,
+            refund_reason: None,
             created_at: now,
             updated_at: now,
         })

@@ -49,6 +49,9 @@ async fn stars_payment(db: &Db, customer: CustomerId, plan: &Plan, now: DateTime
             expires_at: Some(now + TimeDelta::hours(1)),
             completed_at: None,
             review_reason: None,
+            promo_code_id: None,
+            refunded_at: None,
+            refund_reason: None,
             created_at: now,
             updated_at: now,
         })
@@ -136,8 +139,7 @@ async fn pre_checkout_accepts_only_the_right_payment(backend: Backend) {
 
     // A payment closed as expired is rejected even before its clock says so.
     let closed = stars_payment(&db, who, &plan, now).await;
-    db.payments()
-        .expire_overdue(now + TimeDelta::hours(2))
+    cybervpn_commerce::expire_unpaid(&db, now + TimeDelta::hours(2))
         .await
         .unwrap();
     let answer = pre_checkout(&db, &query(&closed, 1001), now).await.unwrap();

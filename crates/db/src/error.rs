@@ -67,6 +67,17 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
         "customers.referral_code",
         "customer with this referral code",
     ),
+    ("uq_promo_codes_code", "promo_codes.code", "promo code"),
+    (
+        "uq_promo_redemptions_customer",
+        "promo_redemptions.promo_code_id, promo_redemptions.customer_id",
+        "use of this promo code by this customer",
+    ),
+    (
+        "uq_promo_redemptions_payment",
+        "promo_redemptions.payment_id",
+        "promo code use by this payment",
+    ),
     (
         "uq_referrals_referred_id",
         "referrals.referred_id",

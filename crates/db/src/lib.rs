@@ -19,8 +19,9 @@ pub use repo::{
     customers::{CustomerRecord, CustomerSearch, Customers},
     notifications::{Audience, Notification, Notifications},
     outbox::{Outbox, OutboxMessage},
-    payments::Payments,
+    payments::{PaymentSearch, Payments},
     plans::Plans,
+    promos::Promos,
     referrals::{ReferralStats, Referrals},
     servers::{NodeReport, ServerRecord, Servers, StatusChange},
     sessions::{Rotation, Sessions},
@@ -125,6 +126,11 @@ impl Db {
     /// Payments.
     pub const fn payments(&self) -> Payments<'_> {
         Payments::on(&self.conn)
+    }
+
+    /// Promo codes.
+    pub const fn promos(&self) -> Promos<'_> {
+        Promos::on(&self.conn)
     }
 
     /// Staff accounts.

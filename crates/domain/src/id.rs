@@ -68,6 +68,8 @@ typed_id! {
     PaymentId;
     /// Identifies a VPN server (panel node).
     ServerId;
+    /// Identifies a promo code.
+    PromoCodeId;
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! CyberVPN's business vocabulary: typed ids and validated values (email, money, traffic, ...),
-//! the customer, staff, plan, subscription, payment and server entities with the rules that guard
+//! the customer, staff, plan, subscription, payment, promo code and server entities with the rules that guard
 //! them, and the one catalogue of error codes every edge maps to. No I/O, no framework.
 
 mod macros;
@@ -10,6 +10,7 @@ pub mod id;
 pub mod payment;
 pub mod plan;
 pub mod principal;
+pub mod promo;
 pub mod server;
 pub mod staff;
 pub mod subscription;
@@ -17,10 +18,11 @@ pub mod values;
 
 pub use customer::{Customer, CustomerStatus, NewCustomer};
 pub use error::{DomainError, ErrorCode};
-pub use id::{CustomerId, PaymentId, PlanId, ServerId, StaffId, SubscriptionId};
+pub use id::{CustomerId, PaymentId, PlanId, PromoCodeId, ServerId, StaffId, SubscriptionId};
 pub use payment::{Payment, PaymentProvider, PaymentStatus};
 pub use plan::{Plan, PlanDuration, PlanTier};
 pub use principal::Principal;
+pub use promo::{PromoBenefit, PromoCode};
 pub use server::{Server, ServerStatus};
 pub use staff::{Permission, StaffAccount, StaffRole};
 pub use subscription::{PanelIdentity, Subscription, SubscriptionStatus};

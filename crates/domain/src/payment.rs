@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{CustomerId, DomainError, Money, PaymentId, PlanId, macros::string_enum};
+use crate::{CustomerId, DomainError, Money, PaymentId, PlanId, PromoCodeId, macros::string_enum};
 
 string_enum! {
     /// Where a payment stands in its life cycle.
@@ -93,6 +93,12 @@ pub struct Payment {
     pub completed_at: Option<DateTime<Utc>>,
     /// Why staff must look at it (amount mismatch, paid after it was closed); never credited meanwhile.
     pub review_reason: Option<String>,
+    /// The promo code that priced it, if any.
+    pub promo_code_id: Option<PromoCodeId>,
+    /// When the money went back to the customer.
+    pub refunded_at: Option<DateTime<Utc>>,
+    /// Why it was refunded.
+    pub refund_reason: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -170,6 +176,9 @@ mod tests {
             expires_at: None,
             completed_at: None,
             review_reason: None,
+            promo_code_id: None,
+            refunded_at: None,
+            refund_reason: None,
             created_at: created,
             updated_at: created,
         };

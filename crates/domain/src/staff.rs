@@ -33,7 +33,13 @@ impl StaffRole {
         use Permission::*;
         match self {
             Self::Viewer => &[ViewCustomers, ViewPlans, ViewServers],
-            Self::Support => &[ViewCustomers, ViewPlans, ViewServers, BanCustomers],
+            Self::Support => &[
+                ViewCustomers,
+                ViewPlans,
+                ViewServers,
+                BanCustomers,
+                ViewPayments,
+            ],
             Self::Operator => &[
                 ViewCustomers,
                 ViewPlans,
@@ -41,6 +47,7 @@ impl StaffRole {
                 BanCustomers,
                 ManageCustomers,
                 ManageSubscriptions,
+                ViewPayments,
             ],
             Self::Admin => &[
                 ViewCustomers,
@@ -55,6 +62,9 @@ impl StaffRole {
                 ViewStaff,
                 ManageStaff,
                 ViewAuditLog,
+                ViewPayments,
+                ManagePayments,
+                ManagePromoCodes,
             ],
             Self::SuperAdmin => Permission::ALL,
         }
@@ -101,6 +111,12 @@ string_enum! {
         ManageSubscriptions => "manage_subscriptions",
         /// List and re-drive dead background jobs.
         ManageJobs => "manage_jobs",
+        /// List, search and read payments.
+        ViewPayments => "view_payments",
+        /// Refund payments.
+        ManagePayments => "manage_payments",
+        /// Create, change and switch off promo codes.
+        ManagePromoCodes => "manage_promo_codes",
     }
 }
 

@@ -121,6 +121,21 @@ impl Subscription {
         self.updated_at = now;
         Ok(())
     }
+
+    /// Takes back `days` of service (a refunded purchase): the end moves earlier, but never before `now`;
+    /// a subscription left with no time expires at once.
+    pub fn shorten_by(&mut self, days: u32, now: DateTime<Utc>) {
+        let end = self
+            .expires_at
+            .checked_sub_signed(TimeDelta::days(i64::from(days)))
+            .unwrap_or(now)
+            .max(now);
+        self.expires_at = end.min(self.expires_at);
+        if self.expires_at <= now && self.status != SubscriptionStatus::Disabled {
+            self.status = SubscriptionStatus::Expired;
+        }
+        self.updated_at = now;
+    }
 }
 
 #[cfg(test)]
@@ -128,6 +143,27 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    #[test]
+    fn shortening_takes_back_days_but_never_the_past() {
+        let mut running = subscription(SubscriptionStatus::Active, at(20));
+        running.shorten_by(5, at(1));
+        assert_eq!(running.expires_at, at(15));
+        assert_eq!(running.status, SubscriptionStatus::Active);
+        running.shorten_by(30, at(1));
+        assert_eq!(running.expires_at, at(1));
+        assert_eq!(running.status, SubscriptionStatus::Expired);
+        let mut ended = subscription(SubscriptionStatus::Expired, at(1));
+        ended.shorten_by(3, at(10));
+        assert_eq!(
+            ended.expires_at,
+            at(1),
+            "an ended subscription does not move forward"
+        );
+        let mut disabled = subscription(SubscriptionStatus::Disabled, at(20));
+        disabled.shorten_by(30, at(1));
+        assert_eq!(disabled.status, SubscriptionStatus::Disabled);
+    }
 
     fn at(day: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 3, day, 12, 0, 0).unwrap()

@@ -1,4 +1,4 @@
-//! Payment gateway clients (CryptoBot, YooKassa, Stripe) with webhook verification, and loopback fakes.
+//! Payment gateway clients (CryptoBot, YooKassa, Stripe, Telegram Stars refunds) with webhook verification, and loopback fakes.
 //!
 //! Owns each gateway's wire format (the shared `contracts/payments.md`): requests, authentication, signatures
 //! checked in constant time over the raw body bytes, and the `external_*` metrics. Money is integer minor units
@@ -6,6 +6,7 @@
 
 pub mod cryptobot;
 pub mod stripe;
+pub mod telegram;
 pub mod yookassa;
 
 #[cfg(feature = "fake")]

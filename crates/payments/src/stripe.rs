@@ -30,6 +30,8 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 const CREATE_SESSION: &str = "checkout.sessions.create";
 /// Operation label of [`Stripe::retrieve_checkout_session`].
 const RETRIEVE_SESSION: &str = "checkout.sessions.retrieve";
+/// Operation label of refund creation.
+const CREATE_REFUND: &str = "refunds.create";
 /// How much of a non-JSON error body goes into an error message.
 const MAX_MESSAGE_CHARS: usize = 200;
 /// Stripe refuses longer idempotency keys.
@@ -169,6 +171,19 @@ impl CheckoutSession {
     pub fn amount(&self) -> Option<Money> {
         money(self.amount_total?, self.currency.as_deref()?)
     }
+}
+
+/// A refund Stripe created.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Refund {
+    /// Stripe's id, `re_…`.
+    pub id: String,
+    /// `pending`, `succeeded`, `failed`, `canceled` or `requires_action`.
+    pub status: String,
+    /// Amount refunded, in minor units.
+    pub amount: i64,
+    /// Lowercase ISO currency code.
+    pub currency: String,
 }
 
 /// A charge, as carried by a `charge.refunded` event.
@@ -470,6 +485,30 @@ impl Stripe {
             path: format!("/v1/checkout/sessions/{}", segment(id)),
             form: None,
             idempotency_key: None,
+            repeatable: true,
+        })
+        .await
+    }
+
+    /// Refunds the whole of a PaymentIntent (`pi_…`); the same `idempotency_key` (one per payment) makes
+    /// repeats return the first refund. Stripe then sends `charge.refunded`.
+    pub async fn refund_payment_intent(
+        &self,
+        payment_intent: &str,
+        idempotency_key: &str,
+    ) -> Result<Refund, StripeError> {
+        if !payment_intent.starts_with("pi_") {
+            return Err(StripeError::Invalid {
+                operation: CREATE_REFUND,
+                reason: "not a PaymentIntent id (pi_…)".to_owned(),
+            });
+        }
+        self.execute(Call {
+            operation: CREATE_REFUND,
+            method: Method::POST,
+            path: "/v1/refunds".to_owned(),
+            form: Some(vec![("payment_intent", payment_intent.to_owned())]),
+            idempotency_key: Some(idempotency_key.to_owned()),
             repeatable: true,
         })
         .await

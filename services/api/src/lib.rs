@@ -164,7 +164,8 @@ pub async fn build(
         _ => None,
     };
     let panel = panel_client(&config, &metrics)?;
-    let gateways = routes::payments::Gateways::from_config(&config.payments, &metrics)?;
+    let gateways =
+        routes::payments::Gateways::from_config(&config.payments, &config.telegram, &metrics)?;
     let state = web::Data::new(AppState {
         db: db.clone(),
         kv,

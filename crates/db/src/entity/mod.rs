@@ -12,6 +12,8 @@ pub mod outbox;
 pub mod payment;
 pub mod plan;
 pub mod plan_price;
+pub mod promo_code;
+pub mod promo_redemption;
 pub mod referral;
 pub mod refresh_token;
 pub mod server;

@@ -20,6 +20,9 @@ pub struct Model {
     pub expires_at: Option<DateTimeUtc>,
     pub completed_at: Option<DateTimeUtc>,
     pub review_reason: Option<String>,
+    pub promo_code_id: Option<Uuid>,
+    pub refunded_at: Option<DateTimeUtc>,
+    pub refund_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

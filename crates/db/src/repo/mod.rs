@@ -6,6 +6,7 @@ pub(crate) mod notifications;
 pub(crate) mod outbox;
 pub(crate) mod payments;
 pub(crate) mod plans;
+pub(crate) mod promos;
 pub(crate) mod referrals;
 pub(crate) mod servers;
 pub(crate) mod sessions;

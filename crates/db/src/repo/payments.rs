@@ -1,6 +1,6 @@
 use cybervpn_domain::{
     Currency, CustomerId, DomainError, Money, Payment, PaymentId, PaymentProvider, PaymentStatus,
-    PlanId,
+    PlanId, PromoCodeId,
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -11,6 +11,25 @@ use crate::{
     DbError,
     entity::payment::{self, Column, Entity},
 };
+
+/// What staff search payments by; every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentSearch {
+    /// In this state.
+    pub status: Option<PaymentStatus>,
+    /// Through this gateway.
+    pub provider: Option<PaymentProvider>,
+    /// Of this customer.
+    pub customer_id: Option<CustomerId>,
+    /// Only those set aside for staff.
+    pub needs_review: bool,
+    /// The gateway's id of the payment.
+    pub provider_payment_id: Option<String>,
+    /// Created at or after.
+    pub created_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Created before.
+    pub created_to: Option<chrono::DateTime<chrono::Utc>>,
+}
 
 /// Payments.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +62,9 @@ impl<'a, C: ConnectionTrait> Payments<'a, C> {
             expires_at: Set(payment.expires_at.map(crate::stored_time)),
             completed_at: Set(payment.completed_at.map(crate::stored_time)),
             review_reason: Set(payment.review_reason.clone()),
+            promo_code_id: Set(payment.promo_code_id.map(|id| id.as_uuid())),
+            refunded_at: Set(payment.refunded_at.map(crate::stored_time)),
+            refund_reason: Set(payment.refund_reason.clone()),
             created_at: Set(payment.created_at),
             updated_at: Set(payment.updated_at),
         })
@@ -160,35 +182,104 @@ impl<'a, C: ConnectionTrait> Payments<'a, C> {
             .collect()
     }
 
-    /// Closes pending payments whose time ran out; returns their ids.
-    pub async fn expire_overdue(
+    /// Pending payments whose time ran out, oldest first.
+    pub async fn overdue(
         &self,
         now: chrono::DateTime<chrono::Utc>,
+        limit: u64,
     ) -> Result<Vec<PaymentId>, DbError> {
-        let now = crate::stored_time(now);
-        let overdue: Vec<uuid::Uuid> = Entity::find()
+        use sea_orm::QueryOrder;
+        let ids: Vec<uuid::Uuid> = Entity::find()
             .select_only()
             .column(Column::Id)
             .filter(Column::Status.eq(PaymentStatus::Pending.as_str()))
-            .filter(Column::ExpiresAt.lte(now))
+            .filter(Column::ExpiresAt.lte(crate::stored_time(now)))
+            .order_by_asc(Column::ExpiresAt)
+            .limit(limit)
             .into_tuple()
             .all(self.conn)
             .await?;
-        let mut expired = Vec::with_capacity(overdue.len());
-        for id in overdue {
-            // Conditional, so a payment completed meanwhile stays completed.
-            let result = Entity::update_many()
-                .col_expr(Column::Status, Expr::value(PaymentStatus::Expired.as_str()))
-                .col_expr(Column::UpdatedAt, Expr::value(now))
-                .filter(Column::Id.eq(id))
-                .filter(Column::Status.eq(PaymentStatus::Pending.as_str()))
-                .exec(self.conn)
-                .await?;
-            if result.rows_affected == 1 {
-                expired.push(PaymentId::from_uuid(id));
-            }
+        Ok(ids.into_iter().map(PaymentId::from_uuid).collect())
+    }
+
+    /// Closes a pending payment as expired; false (nothing changed) if it was no longer pending.
+    pub async fn expire(
+        &self,
+        id: PaymentId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, DbError> {
+        let result = Entity::update_many()
+            .col_expr(Column::Status, Expr::value(PaymentStatus::Expired.as_str()))
+            .col_expr(Column::UpdatedAt, Expr::value(crate::stored_time(now)))
+            .filter(Column::Id.eq(id.as_uuid()))
+            .filter(Column::Status.eq(PaymentStatus::Pending.as_str()))
+            .exec(self.conn)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Marks a completed payment refunded with the reason; false (nothing changed) if it was not completed.
+    pub async fn refund(
+        &self,
+        id: PaymentId,
+        reason: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, DbError> {
+        let now = crate::stored_time(now);
+        let result = Entity::update_many()
+            .col_expr(
+                Column::Status,
+                Expr::value(PaymentStatus::Refunded.as_str()),
+            )
+            .col_expr(Column::RefundedAt, Expr::value(now))
+            .col_expr(Column::RefundReason, Expr::value(reason))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Id.eq(id.as_uuid()))
+            .filter(Column::Status.eq(PaymentStatus::Completed.as_str()))
+            .exec(self.conn)
+            .await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    /// Payments matching `filter`, newest first, starting after `before` (an id from a previous page).
+    pub async fn search(
+        &self,
+        filter: &PaymentSearch,
+        before: Option<PaymentId>,
+        limit: u64,
+    ) -> Result<Vec<Payment>, DbError> {
+        use sea_orm::QueryOrder;
+        let mut query = Entity::find().order_by_desc(Column::Id).limit(limit);
+        if let Some(before) = before {
+            query = query.filter(Column::Id.lt(before.as_uuid()));
         }
-        Ok(expired)
+        if let Some(status) = filter.status {
+            query = query.filter(Column::Status.eq(status.as_str()));
+        }
+        if let Some(provider) = filter.provider {
+            query = query.filter(Column::Provider.eq(provider.as_str()));
+        }
+        if let Some(customer) = filter.customer_id {
+            query = query.filter(Column::CustomerId.eq(customer.as_uuid()));
+        }
+        if filter.needs_review {
+            query = query.filter(Column::ReviewReason.is_not_null());
+        }
+        if let Some(reference) = &filter.provider_payment_id {
+            query = query.filter(Column::ProviderPaymentId.eq(reference.as_str()));
+        }
+        if let Some(from) = filter.created_from {
+            query = query.filter(Column::CreatedAt.gte(crate::stored_time(from)));
+        }
+        if let Some(to) = filter.created_to {
+            query = query.filter(Column::CreatedAt.lt(crate::stored_time(to)));
+        }
+        query
+            .all(self.conn)
+            .await?
+            .into_iter()
+            .map(Payment::try_from)
+            .collect()
     }
 
     /// The payment with this id.
@@ -236,6 +327,9 @@ impl TryFrom<payment::Model> for Payment {
             expires_at: m.expires_at,
             completed_at: m.completed_at,
             review_reason: m.review_reason,
+            promo_code_id: m.promo_code_id.map(PromoCodeId::from_uuid),
+            refunded_at: m.refunded_at,
+            refund_reason: m.refund_reason,
             created_at: m.created_at,
             updated_at: m.updated_at,
         })

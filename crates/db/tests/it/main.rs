@@ -123,6 +123,9 @@ async fn payments_are_unique_per_provider_payment_id(backend: Backend) {
         expires_at: None,
         completed_at: None,
         review_reason: None,
+        promo_code_id: None,
+        refunded_at: None,
+        refund_reason: None,
         created_at: now,
         updated_at: now,
     };

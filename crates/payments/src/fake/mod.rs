@@ -2,4 +2,5 @@
 
 pub mod cryptobot;
 pub mod stripe;
+pub mod telegram;
 pub mod yookassa;

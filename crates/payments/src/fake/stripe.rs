@@ -96,6 +96,7 @@ struct Saved {
 struct State {
     sessions: HashMap<String, Value>,
     idempotency: HashMap<String, Saved>,
+    refunded: std::collections::HashSet<String>,
 }
 
 #[derive(Debug)]
@@ -419,6 +420,9 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
         (&Method::POST, ["v1", "checkout", "sessions"]) => {
             create_session(shared, header("idempotency-key"), form)
         }
+        (&Method::POST, ["v1", "refunds"]) => {
+            create_refund(shared, header("idempotency-key"), &form)
+        }
         (&Method::GET, ["v1", "checkout", "sessions", id]) => {
             let id = percent_decode(id, false);
             match lock(&shared.state).sessions.get(&id) {
@@ -601,6 +605,75 @@ fn create_session(
         );
     }
     respond(StatusCode::OK, &session)
+}
+
+/// `POST /v1/refunds` with `payment_intent`: refunds the whole of a paid session's PaymentIntent, once.
+fn create_refund(
+    shared: &Shared,
+    idempotency_key: Option<String>,
+    form: &[(String, String)],
+) -> Response<Full<Bytes>> {
+    let mut state = lock(&shared.state);
+    if let Some(saved) = idempotency_key
+        .as_ref()
+        .and_then(|key| state.idempotency.get(key))
+    {
+        return respond(StatusCode::OK, &saved.body);
+    }
+    let params: Vec<&str> = form.iter().map(|(name, _)| name.as_str()).collect();
+    if params != ["payment_intent"] {
+        return invalid(
+            "Refunds take exactly one of charge or payment_intent here.",
+            None,
+        );
+    }
+    let intent = form[0].1.clone();
+    let Some(session) = state
+        .sessions
+        .values()
+        .find(|session| session["payment_intent"] == json!(intent))
+        .cloned()
+    else {
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            &format!("No such payment_intent: '{intent}'"),
+            Some("payment_intent"),
+        );
+    };
+    if !state.refunded.insert(intent.clone()) {
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            &format!("Charge for payment_intent {intent} has already been refunded."),
+            None,
+        );
+    }
+    let refund = json!({
+        "id": format!("re_{}", Uuid::new_v4().simple()),
+        "object": "refund",
+        "amount": session["amount_total"],
+        "currency": session["currency"],
+        "payment_intent": intent,
+        "status": "succeeded",
+    });
+    if let Some(key) = idempotency_key {
+        state.idempotency.insert(
+            key,
+            Saved {
+                params: form.to_vec(),
+                body: refund.clone(),
+            },
+        );
+    }
+    respond(StatusCode::OK, &refund)
+}
+
+impl StripeFake {
+    /// Whether `payment_intent` was refunded.
+    pub fn refunded(&self, payment_intent: &str) -> bool {
+        lock(&self.shared().state).refunded.contains(payment_intent)
+    }
 }
 
 /// Decodes `application/x-www-form-urlencoded` pairs, in order.

@@ -65,6 +65,9 @@ pub(crate) mod perm {
         ViewServers,
         ManageSubscriptions,
         ManageJobs,
+        ViewPayments,
+        ManagePayments,
+        ManagePromoCodes,
     );
 
     /// Any active staff member.
@@ -218,34 +221,46 @@ impl<P: Requirement + 'static> FromRequest for Staff<P> {
         let authenticated = authenticate(req, &[Audience::Staff]);
         Box::pin(async move {
             let (state, claims) = authenticated.await?;
-            // Role and status come from the database, so demotions and disabling apply at once.
-            let account = active_staff(&state, StaffId::from_uuid(claims.sub)).await?;
-            if let Some(permission) = P::PERMISSION.filter(|p| !account.role.can(*p)) {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    format!("this action requires the `{permission}` permission"),
-                ));
-            }
-            if state.auth.config.staff_require_two_factor {
-                let enrolled = state
-                    .db
-                    .two_factor()
-                    .get(Principal::Staff(account.id))
-                    .await?
-                    .is_some_and(|e| e.confirmed);
-                if !enrolled {
-                    return Err(ApiError::new(
-                        ErrorCode::TwoFactorSetupRequired,
-                        "enable two-factor authentication at /api/v1/two-factor/enable first",
-                    ));
-                }
-            }
+            let account =
+                authorize_staff(&state, StaffId::from_uuid(claims.sub), P::PERMISSION).await?;
             Ok(Self {
                 account,
                 _requirement: PhantomData,
             })
         })
     }
+}
+
+/// The active staff account `id` if it holds `permission` (and has 2FA when staff must): the staff check of
+/// [`Staff`], also for routes that serve customers too.
+pub(crate) async fn authorize_staff(
+    state: &AppState,
+    id: StaffId,
+    permission: Option<Permission>,
+) -> Result<StaffAccount, ApiError> {
+    // Role and status come from the database, so demotions and disabling apply at once.
+    let account = active_staff(state, id).await?;
+    if let Some(permission) = permission.filter(|p| !account.role.can(*p)) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("this action requires the `{permission}` permission"),
+        ));
+    }
+    if state.auth.config.staff_require_two_factor {
+        let enrolled = state
+            .db
+            .two_factor()
+            .get(Principal::Staff(account.id))
+            .await?
+            .is_some_and(|e| e.confirmed);
+        if !enrolled {
+            return Err(ApiError::new(
+                ErrorCode::TwoFactorSetupRequired,
+                "enable two-factor authentication at /api/v1/two-factor/enable first",
+            ));
+        }
+    }
+    Ok(account)
 }
 
 async fn active_staff(state: &AppState, id: StaffId) -> Result<StaffAccount, ApiError> {

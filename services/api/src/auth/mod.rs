@@ -18,7 +18,9 @@ use cybervpn_kv::Store;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub(crate) use extract::{AnyPrincipal, Authorized, CustomerAuth, Staff, perm, token_error};
+pub(crate) use extract::{
+    AnyPrincipal, Authorized, CustomerAuth, Staff, authorize_staff, perm, token_error,
+};
 pub(crate) use keys::load_keys;
 
 pub(crate) use limits::Limits;

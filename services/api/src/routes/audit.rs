@@ -25,6 +25,13 @@ pub(crate) const MAX_PAGE: u64 = 100;
 /// The id of the request making a change, as the audit log records it.
 pub(crate) struct RequestTag(Option<String>);
 
+impl RequestTag {
+    /// The request id, if the request had one.
+    pub(crate) fn id(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
 impl FromRequest for RequestTag {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;

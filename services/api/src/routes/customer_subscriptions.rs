@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use actix_web::{get, web};
+use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use cybervpn_domain::{ErrorCode, Subscription, SubscriptionId};
 use serde::Serialize;
@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::{
     auth::CustomerAuth,
     error::{ApiError, Problem},
+    routes::payments::{CreatePaymentRequest, PaymentView, start_payment},
     state::AppState,
 };
 
@@ -67,6 +68,62 @@ pub(crate) async fn list_my_subscriptions(
     Ok(web::Json(
         subscriptions.iter().map(MySubscriptionView::from).collect(),
     ))
+}
+
+/// What the customer does next to finish a purchase.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct NextStep {
+    /// `open_url`: pay on the gateway's page at `url`; `pay_in_telegram`: pay the Stars invoice the bot
+    /// sends (or `payment.stars_invoice`).
+    action: &'static str,
+    /// The gateway's payment page, for `open_url`.
+    url: Option<String>,
+    /// One sentence for the customer.
+    message: &'static str,
+}
+
+/// A purchase started: the pending payment and how to pay it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PurchaseStarted {
+    payment: PaymentView,
+    next_step: NextStep,
+}
+
+/// Starts buying a plan: opens a pending payment at the chosen gateway. The subscription starts (or is
+/// extended) when the gateway confirms the payment.
+#[utoipa::path(
+    tag = "subscriptions",
+    security(("customer" = [])),
+    request_body = CreatePaymentRequest,
+    responses(
+        (status = 201, description = "Payment opened; follow `next_step`", body = PurchaseStarted),
+        (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such plan or promo code", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Provider, currency or promo code not usable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The gateway is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/subscriptions")]
+pub(crate) async fn start_purchase(
+    state: web::Data<AppState>,
+    auth: CustomerAuth,
+    request: web::Json<CreatePaymentRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let payment = start_payment(&state, auth.id, request.into_inner()).await?;
+    let next_step = match payment.invoice_url() {
+        Some(url) => NextStep {
+            action: "open_url",
+            url: Some(url.to_owned()),
+            message: "Open the payment page and pay; your subscription starts as soon as the payment arrives.",
+        },
+        None => NextStep {
+            action: "pay_in_telegram",
+            url: None,
+            message: "Pay the Telegram Stars invoice in the bot; your subscription starts as soon as it is paid.",
+        },
+    };
+    Ok(HttpResponse::Created().json(PurchaseStarted { payment, next_step }))
 }
 
 /// How to connect with a subscription.

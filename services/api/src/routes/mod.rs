@@ -13,8 +13,10 @@ pub(crate) mod customer_subscriptions;
 pub(crate) mod health;
 pub(crate) mod operations;
 pub(crate) mod payments;
+pub(crate) mod payments_admin;
 pub(crate) mod plans;
 pub(crate) mod plans_admin;
+pub(crate) mod promo;
 pub(crate) mod referral;
 pub(crate) mod staff;
 pub(crate) mod trial;
@@ -43,6 +45,7 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(trial::trial_status)
                 .service(referral::my_referral)
                 .service(customer_subscriptions::list_my_subscriptions)
+                .service(customer_subscriptions::start_purchase)
                 .service(customer_subscriptions::subscription_config)
                 .service(two_factor::enable)
                 .service(two_factor::verify)
@@ -79,6 +82,16 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(payments::list_providers)
                 .service(payments::create_payment)
                 .service(payments::get_payment)
+                .service(payments::create_crypto_invoice)
+                .service(promo::validate_promo)
+                .service(promo::list_promo_codes)
+                .service(promo::get_promo_code)
+                .service(promo::create_promo_code)
+                .service(promo::update_promo_code)
+                .service(promo::deactivate_promo_code)
+                .service(payments_admin::list_payments)
+                .service(payments_admin::get_payment_admin)
+                .service(payments_admin::refund_payment_admin)
                 .service(webhooks::remnawave_webhook)
                 .service(payments::cryptobot_webhook)
                 .service(payments::stripe_webhook)

@@ -8,20 +8,22 @@ use std::{net::IpAddr, time::Duration};
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, SubsecRound, Utc};
-use cybervpn_commerce::{Completion, PaidNotice};
+use cybervpn_commerce::{Completion, PaidNotice, checkout};
 use cybervpn_domain::{
-    Currency, DomainError, ErrorCode, Payment, PaymentId, PaymentProvider, PaymentStatus, PlanId,
+    Currency, DomainError, ErrorCode, Payment, PaymentId, PaymentProvider, Permission, PlanId,
+    Principal,
 };
 use cybervpn_payments::{
     cryptobot::{self, CryptoBot},
     stripe::{self, Stripe},
+    telegram::StarsRefunds,
     yookassa::{self, TrustedNetworks, YooKassa, YooPaymentStatus},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
-    auth::CustomerAuth,
+    auth::{AnyPrincipal, CustomerAuth},
     error::{ApiError, Problem},
     state::AppState,
 };
@@ -32,15 +34,25 @@ pub(crate) struct Gateways {
     pub(crate) stripe: Option<Stripe>,
     pub(crate) yookassa: Option<YooKassa>,
     pub(crate) yookassa_networks: TrustedNetworks,
+    /// Telegram Stars refunds, when a bot token is configured.
+    pub(crate) stars: Option<StarsRefunds>,
 }
 
 impl Gateways {
     /// Builds the clients of every gateway with credentials; a bad setting is a startup error.
     pub(crate) fn from_config(
         config: &cybervpn_config::PaymentsConfig,
+        telegram: &cybervpn_config::TelegramConfig,
         metrics: &cybervpn_telemetry::Metrics,
     ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
+        let stars = match &telegram.bot_token {
+            Some(token) => Some(
+                StarsRefunds::new(&telegram.api_url, token.expose(), metrics.external.clone())
+                    .context("telegram client")?,
+            ),
+            None => None,
+        };
         let cryptobot = match &config.cryptobot_token {
             Some(token) => {
                 let mut settings = cryptobot::CryptoBotConfig::new(token.expose().clone());
@@ -76,6 +88,7 @@ impl Gateways {
             stripe,
             yookassa,
             yookassa_networks,
+            stars,
         })
     }
 
@@ -118,18 +131,10 @@ pub(crate) async fn list_providers(state: web::Data<AppState>) -> web::Json<Vec<
         .map(|provider| ProviderView {
             provider: provider.as_str(),
             enabled: state.gateways.enabled(provider),
-            default_currency: default_currency(provider).as_str(),
+            default_currency: checkout::default_currency(provider).as_str(),
         })
         .collect(),
     )
-}
-
-const fn default_currency(provider: PaymentProvider) -> Currency {
-    match provider {
-        PaymentProvider::CryptoBot | PaymentProvider::Stripe => Currency::Usd,
-        PaymentProvider::YooKassa => Currency::Rub,
-        PaymentProvider::TelegramStars => Currency::Xtr,
-    }
 }
 
 /// What a customer wants to buy, and how they pay.
@@ -137,14 +142,17 @@ const fn default_currency(provider: PaymentProvider) -> Currency {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreatePaymentRequest {
     /// Plan to buy.
-    plan_id: uuid::Uuid,
+    pub(crate) plan_id: uuid::Uuid,
     /// `cryptobot`, `stripe`, `yookassa` or `telegram_stars`.
     #[schema(value_type = String, example = "cryptobot")]
-    provider: PaymentProvider,
+    pub(crate) provider: PaymentProvider,
     /// `USD`, `RUB` or `XTR`; defaults to USD (CryptoBot, Stripe), RUB (YooKassa), XTR (Telegram Stars).
     #[schema(value_type = Option<String>, example = "USD")]
     #[serde(default)]
-    currency: Option<Currency>,
+    pub(crate) currency: Option<Currency>,
+    /// A promo code to apply.
+    #[serde(default)]
+    pub(crate) promo_code: Option<String>,
 }
 
 /// One price of a Telegram invoice.
@@ -186,11 +194,22 @@ pub(crate) struct PaymentView {
     stars_invoice: Option<StarsInvoice>,
     /// When the invoice stops being payable.
     expires_at: Option<DateTime<Utc>>,
+    /// The promo code that priced it, if any.
+    promo_code_id: Option<uuid::Uuid>,
+    /// When it was credited.
+    completed_at: Option<DateTime<Utc>>,
+    /// When the money went back.
+    refunded_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
 }
 
 impl PaymentView {
-    fn of(payment: &Payment, plan_code: Option<&str>) -> Self {
+    /// The gateway page where the customer pays, if there is one.
+    pub(crate) fn invoice_url(&self) -> Option<&str> {
+        self.invoice_url.as_deref()
+    }
+
+    pub(crate) fn of(payment: &Payment, plan_code: Option<&str>) -> Self {
         let stars_invoice = (payment.provider == PaymentProvider::TelegramStars).then(|| {
             let title = format!("CyberVPN {}", plan_code.unwrap_or("plan"));
             StarsInvoice {
@@ -214,6 +233,9 @@ impl PaymentView {
             invoice_url: payment.invoice_url.clone(),
             stars_invoice,
             expires_at: payment.expires_at,
+            promo_code_id: payment.promo_code_id.map(|id| id.as_uuid()),
+            completed_at: payment.completed_at,
+            refunded_at: payment.refunded_at,
             created_at: payment.created_at,
         }
     }
@@ -239,11 +261,23 @@ pub(crate) async fn create_payment(
     auth: CustomerAuth,
     request: web::Json<CreatePaymentRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let payment = start_payment(&state, auth.id, request.into_inner()).await?;
+    Ok(HttpResponse::Created().json(payment))
+}
+
+/// Opens a payment at the frozen price (the promo use held with it) and the gateway's invoice for it; a
+/// gateway that fails closes the payment and gives the promo use back.
+pub(crate) async fn start_payment(
+    state: &AppState,
+    customer: cybervpn_domain::CustomerId,
+    request: CreatePaymentRequest,
+) -> Result<PaymentView, ApiError> {
     let CreatePaymentRequest {
         plan_id,
         provider,
         currency,
-    } = request.into_inner();
+        promo_code,
+    } = request;
     if !state.gateways.enabled(provider) {
         return Err(DomainError::invalid(
             "provider",
@@ -251,49 +285,18 @@ pub(crate) async fn create_payment(
         )
         .into());
     }
-    let currency = currency.unwrap_or(default_currency(provider));
-    let usable = match provider {
-        PaymentProvider::TelegramStars => currency == Currency::Xtr,
-        _ => currency != Currency::Xtr,
-    };
-    if !usable {
-        return Err(DomainError::invalid(
-            "currency",
-            format!("{} does not take {currency}", provider.as_str()),
-        )
-        .into());
-    }
-    let plan = state.db.plans().get(PlanId::from_uuid(plan_id)).await?;
-    if !plan.is_active {
-        return Err(DomainError::NotFound { entity: "plan" }.into());
-    }
-    let price = plan.price_in(currency).ok_or_else(|| {
-        DomainError::invalid(
-            "currency",
-            format!("plan {} has no price in {currency}", plan.code),
-        )
-    })?;
-    let now = Utc::now().trunc_subsecs(6);
-    let ttl = state.config.payments.invoice_ttl_secs;
-    let payment = Payment {
-        id: PaymentId::new(),
-        customer_id: auth.id,
-        plan_id: Some(plan.id),
-        amount: price,
-        status: PaymentStatus::Pending,
+    let order = checkout::Order {
+        customer_id: customer,
+        plan_id: PlanId::from_uuid(plan_id),
         provider,
-        provider_payment_id: None,
-        days: u32::from(plan.duration.days()),
-        invoice_url: None,
-        expires_at: Some(now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(3600))),
-        completed_at: None,
-        review_reason: None,
-        created_at: now,
-        updated_at: now,
+        currency,
+        promo_code,
     };
-    let mut payment = state.db.payments().create(payment).await?;
-    let description = format!("CyberVPN {} ({} days)", plan.code, payment.days);
-    match open_invoice(&state, &payment, &description, Duration::from_secs(ttl)).await {
+    let now = Utc::now().trunc_subsecs(6);
+    let ttl = Duration::from_secs(state.config.payments.invoice_ttl_secs);
+    let (mut payment, quote) = checkout::open_payment(&state.db, &order, ttl, now).await?;
+    let description = format!("CyberVPN {} ({} days)", quote.plan.code, payment.days);
+    match open_invoice(state, &payment, &description, ttl).await {
         Ok(Some((reference, url))) => {
             state
                 .db
@@ -306,7 +309,7 @@ pub(crate) async fn create_payment(
         Ok(None) => {}
         Err(cause) => {
             tracing::warn!(payment = %payment.id.as_uuid(), provider = provider.as_str(), error = %cause, "invoice not created");
-            state.db.payments().fail(payment.id, Utc::now()).await?;
+            checkout::fail_payment(&state.db, payment.id, Utc::now()).await?;
             return Err(ApiError::new(
                 ErrorCode::ServiceUnavailable,
                 format!(
@@ -316,7 +319,7 @@ pub(crate) async fn create_payment(
             ));
         }
     }
-    Ok(HttpResponse::Created().json(PaymentView::of(&payment, Some(&plan.code))))
+    Ok(PaymentView::of(&payment, Some(&quote.plan.code)))
 }
 
 /// Creates the gateway's invoice: its reference and payment page, or `None` for Telegram Stars (the bot
@@ -378,32 +381,88 @@ async fn open_invoice(
     }
 }
 
-/// One of the customer's payments.
+/// A payment: its customer sees their own; staff with `view_payments` see any.
 #[utoipa::path(
     tag = "payments",
-    security(("customer" = [])),
+    security(("customer" = []), ("staff" = ["view_payments"])),
     params(("id" = uuid::Uuid, Path, description = "Payment id")),
     responses(
         (status = 200, description = "The payment", body = PaymentView),
         (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Staff without `view_payments`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such payment of yours", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/payments/{id}")]
 pub(crate) async fn get_payment(
     state: web::Data<AppState>,
-    auth: CustomerAuth,
+    auth: AnyPrincipal,
     id: web::Path<uuid::Uuid>,
 ) -> Result<web::Json<PaymentView>, ApiError> {
+    if let Principal::Staff(staff) = auth.principal {
+        crate::auth::authorize_staff(&state, staff, Some(Permission::ViewPayments)).await?;
+    }
     let payment = state
         .db
         .payments()
         .get(PaymentId::from_uuid(id.into_inner()))
         .await?;
-    if payment.customer_id != auth.id {
+    if let Principal::Customer(customer) = auth.principal
+        && payment.customer_id != customer
+    {
         return Err(DomainError::NotFound { entity: "payment" }.into());
     }
     Ok(web::Json(PaymentView::of(&payment, None)))
+}
+
+/// A CryptoBot invoice for a plan (the same as `POST /payments` with `provider: cryptobot`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CryptoInvoiceRequest {
+    /// Plan to buy.
+    plan_id: uuid::Uuid,
+    /// `USD` or `RUB`; USD when absent.
+    #[schema(value_type = Option<String>, example = "USD")]
+    #[serde(default)]
+    currency: Option<Currency>,
+    /// A promo code to apply.
+    #[serde(default)]
+    promo_code: Option<String>,
+}
+
+/// Opens a CryptoBot invoice for a plan.
+#[utoipa::path(
+    tag = "payments",
+    security(("customer" = [])),
+    request_body = CryptoInvoiceRequest,
+    responses(
+        (status = 201, description = "Payment created; pay at `invoice_url`", body = PaymentView),
+        (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such plan or promo code", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "CryptoBot not enabled, currency or promo code not usable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "CryptoBot is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/payments/crypto/invoice")]
+pub(crate) async fn create_crypto_invoice(
+    state: web::Data<AppState>,
+    auth: CustomerAuth,
+    request: web::Json<CryptoInvoiceRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let CryptoInvoiceRequest {
+        plan_id,
+        currency,
+        promo_code,
+    } = request.into_inner();
+    let request = CreatePaymentRequest {
+        plan_id,
+        provider: PaymentProvider::CryptoBot,
+        currency,
+        promo_code,
+    };
+    let payment = start_payment(&state, auth.id, request).await?;
+    Ok(HttpResponse::Created().json(payment))
 }
 
 fn count(state: &AppState, source: &str, outcome: &str) {
@@ -555,7 +614,8 @@ async fn credit(
     apply(state, source, notice).await
 }
 
-/// Stripe events: `checkout.session.completed` (paid) and `checkout.session.async_payment_succeeded`.
+/// Stripe events: `checkout.session.completed` (paid), `checkout.session.async_payment_succeeded` and
+/// `charge.refunded`.
 #[utoipa::path(
     tag = "webhooks",
     request_body(content = Object, description = "A Stripe event"),
@@ -599,6 +659,9 @@ pub(crate) async fn stripe_webhook(
             format!("not a Stripe event: {err}"),
         )
     })?;
+    if let stripe::EventPayload::ChargeRefunded(charge) = &event.payload {
+        return stripe_refund(&state, charge).await;
+    }
     let Some(session) = event.paid_session() else {
         count(&state, SOURCE, "ignored");
         return Ok(ok());
@@ -610,7 +673,11 @@ pub(crate) async fn stripe_webhook(
     let notice = paid.map(|paid| PaidNotice {
         payment_id,
         provider: PaymentProvider::Stripe,
-        provider_payment_id: session.id.clone(),
+        // The PaymentIntent, which `charge.refunded` names; the session id when Stripe sent none.
+        provider_payment_id: session
+            .payment_intent
+            .clone()
+            .unwrap_or_else(|| session.id.clone()),
         paid,
     });
     credit(
@@ -621,6 +688,65 @@ pub(crate) async fn stripe_webhook(
         "paid session has no USD or RUB amount",
     )
     .await
+}
+
+/// `charge.refunded`: a full refund takes the days back (once); a partial one is set aside for staff.
+async fn stripe_refund(
+    state: &AppState,
+    charge: &stripe::Charge,
+) -> Result<HttpResponse, ApiError> {
+    const SOURCE: &str = "stripe";
+    let payment = match &charge.payment_intent {
+        Some(intent) => {
+            state
+                .db
+                .payments()
+                .find_by_provider_id(PaymentProvider::Stripe, intent)
+                .await?
+        }
+        None => None,
+    };
+    let Some(payment) = payment else {
+        tracing::warn!(charge = %charge.id, "refund of a Stripe charge we do not know");
+        count(state, SOURCE, "unknown");
+        return Ok(ok());
+    };
+    let now = Utc::now().trunc_subsecs(6);
+    let full = charge.refunded
+        && charge.refunded_amount() == Some(payment.amount)
+        && charge.amount == payment.amount.amount_minor();
+    if !full {
+        let reason = format!(
+            "partially refunded at Stripe: {} of {} {}",
+            charge.amount_refunded,
+            charge.amount,
+            charge.currency.to_ascii_uppercase()
+        );
+        state.db.payments().flag(payment.id, &reason, now).await?;
+        count(state, SOURCE, "review");
+        return Ok(ok());
+    }
+    let outcome = match cybervpn_commerce::refund_payment(
+        &state.db,
+        payment.id,
+        "refunded at Stripe",
+        &cybervpn_commerce::RefundSource::Gateway,
+        now,
+    )
+    .await
+    {
+        Ok(cybervpn_commerce::Refunded::Reversed(_)) => "refunded",
+        Ok(cybervpn_commerce::Refunded::AlreadyRefunded) => "duplicate",
+        // Refunded before it was credited (or after it failed): nothing to take back, staff should know.
+        Err(cybervpn_db::DbError::Domain(DomainError::InvalidTransition { from, .. })) => {
+            let reason = format!("refunded at Stripe while {from}");
+            state.db.payments().flag(payment.id, &reason, now).await?;
+            "review"
+        }
+        Err(err) => return Err(err.into()),
+    };
+    count(state, SOURCE, outcome);
+    Ok(ok())
 }
 
 /// YooKassa notifications: from YooKassa's networks only, and acted on after re-fetching the payment.

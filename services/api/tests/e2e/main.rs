@@ -24,12 +24,18 @@ struct World {
     fake: PanelFake,
     env: Vec<(String, String)>,
     handle: actix_web::dev::ServerHandle,
+    signing_key: String,
     _db: TestDb,
     _redis: TestRedis,
 }
 
 impl World {
     async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// A world whose api runs with `tweak` applied to its configuration.
+    async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
         let test_db = TestDb::postgres().await;
         let redis = TestRedis::new().await;
         let fake = PanelFake::start("127.0.0.1:0".parse().unwrap(), FakeOptions::default())
@@ -38,8 +44,9 @@ impl World {
         let mut config: Config = cybervpn_testkit::config(&test_db, Some(&redis));
         let (_, signing) = cybervpn_auth::TokenKeys::generate().unwrap();
         let (_, encryption) = cybervpn_auth::SecretBox::generate();
-        config.auth.token_signing_key = Some(Secret::new(signing));
+        config.auth.token_signing_key = Some(Secret::new(signing.clone()));
         config.auth.encryption_key = Some(Secret::new(encryption));
+        tweak(&mut config);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let api = cybervpn_api::build(Arc::new(config), listener, Mode::Service)
             .await
@@ -79,6 +86,7 @@ impl World {
             fake,
             env,
             handle,
+            signing_key: signing,
             _db: test_db,
             _redis: redis,
         }
@@ -109,6 +117,19 @@ impl World {
             .await
             .unwrap()
             .id
+    }
+
+    /// A customer access token for `customer`, signed with the api's key.
+    fn customer_token(&self, customer: CustomerId) -> String {
+        let keys = cybervpn_auth::TokenKeys::from_paserk(&self.signing_key, &[]).unwrap();
+        keys.issue(&cybervpn_auth::Claims::new(
+            customer.as_uuid(),
+            "customer",
+            cybervpn_auth::Audience::Customer,
+            chrono::Utc::now(),
+            chrono::Duration::minutes(30),
+        ))
+        .unwrap()
     }
 
     async fn admin_token(&self) -> String {
@@ -383,4 +404,195 @@ async fn standalone_runs_the_worker_and_scheduler_in_process() {
     assert_eq!(health.status(), 200);
     handle.stop(true).await;
     running.await.unwrap().unwrap();
+}
+
+/// The commerce path end to end: every plan of the catalogue bought through each of the four gateways (their
+/// loopback fakes), credited by the gateway's own confirmation, provisioned in the panel by the worker process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_plan_is_bought_through_each_gateway_and_reaches_the_panel() {
+    use cybervpn_payments::fake::{
+        cryptobot::CryptoBotFake, stripe::StripeFake, yookassa::YooKassaFake,
+    };
+
+    const CRYPTOBOT: &str = "777:AAe2e-cryptobot-token";
+    const STRIPE_KEY: &str = "sk_test_e2e";
+    const WHSEC: &str = "whsec_e2e_0123456789abcdef0123456789abcdef";
+    let cryptobot = CryptoBotFake::start(CRYPTOBOT).await.unwrap();
+    let stripe = StripeFake::start(STRIPE_KEY, WHSEC).await.unwrap();
+    let yookassa = YooKassaFake::start("4242", "yoo_e2e_secret").await.unwrap();
+    let (cryptobot_url, stripe_url, yookassa_url) = (cryptobot.url(), stripe.url(), yookassa.url());
+    let world = World::with(|config| {
+        config.auth.ip_requests_per_minute = 10_000;
+        let payments = &mut config.payments;
+        payments.cryptobot_token = Some(Secret::new(CRYPTOBOT.to_owned()));
+        payments.cryptobot_api_url = cryptobot_url;
+        payments.stripe_secret_key = Some(Secret::new(STRIPE_KEY.to_owned()));
+        payments.stripe_webhook_secret = Some(Secret::new(WHSEC.to_owned()));
+        payments.stripe_api_url = stripe_url;
+        payments.yookassa_shop_id = Some("4242".to_owned());
+        payments.yookassa_secret_key = Some(Secret::new("yoo_e2e_secret".to_owned()));
+        payments.yookassa_api_url = yookassa_url;
+        payments.yookassa_trusted_networks = vec!["127.0.0.1".to_owned()];
+    })
+    .await;
+    let mut worker = world.spawn("cybervpn-worker");
+    let plans: Value = world
+        .http
+        .get(format!("{}/api/v1/plans", world.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let plans = plans["plans"].as_array().unwrap().clone();
+    assert_eq!(
+        plans.len(),
+        16,
+        "the default catalogue: 4 tiers × 4 durations"
+    );
+
+    for provider in ["cryptobot", "stripe", "yookassa", "telegram_stars"] {
+        let name = format!("buyer_{provider}");
+        let telegram = (provider == "telegram_stars")
+            .then(|| cybervpn_domain::TelegramId::new(900_001).unwrap());
+        let new = NewCustomer::new(
+            Some(Email::parse(&format!("{name}@example.com")).unwrap()),
+            telegram,
+            Username::parse(&name).unwrap(),
+            Language::En,
+        )
+        .unwrap();
+        let customer = world
+            .db
+            .customers()
+            .create(new, chrono::Utc::now())
+            .await
+            .unwrap()
+            .id;
+        let token = world.customer_token(customer);
+        let mut bought_days = 0_i64;
+        for plan in &plans {
+            let response = world
+                .post(
+                    "/api/v1/subscriptions",
+                    &token,
+                    json!({"plan_id": plan["id"], "provider": provider}),
+                )
+                .await;
+            assert_eq!(response.status(), 201, "{provider} {}", plan["code"]);
+            let started: Value = response.json().await.unwrap();
+            let payment = &started["payment"];
+            let id = cybervpn_domain::PaymentId::from_uuid(
+                payment["id"].as_str().unwrap().parse().unwrap(),
+            );
+            let reference = world
+                .db
+                .payments()
+                .get(id)
+                .await
+                .unwrap()
+                .provider_payment_id;
+            // The customer pays; the gateway confirms the way it does.
+            let status = match provider {
+                "cryptobot" => {
+                    let invoice: i64 = reference.unwrap().parse().unwrap();
+                    assert!(cryptobot.mark_paid(invoice));
+                    let url = format!("{}/api/v1/webhooks/cryptobot", world.base);
+                    cryptobot.deliver_webhook(&url, invoice).await.unwrap()
+                }
+                "stripe" => {
+                    let session = reference.unwrap();
+                    assert!(stripe.complete(&session));
+                    let url = format!("{}/api/v1/webhooks/stripe", world.base);
+                    stripe
+                        .deliver(&url, "checkout.session.completed", &session)
+                        .await
+                        .unwrap()
+                }
+                "yookassa" => {
+                    let yoo_id = reference.unwrap();
+                    assert!(yookassa.succeed(&yoo_id));
+                    world
+                        .http
+                        .post(format!("{}/api/v1/webhooks/yookassa", world.base))
+                        .header("content-type", "application/json")
+                        .body(yookassa.notification_body("payment.succeeded", &yoo_id))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                }
+                _ => {
+                    // What the bot does with Telegram's updates.
+                    let invoice = &payment["stars_invoice"];
+                    let total = invoice["prices"][0]["amount"].as_i64().unwrap();
+                    let now = chrono::Utc::now();
+                    let query = cybervpn_commerce::stars::PreCheckout {
+                        invoice_payload: invoice["payload"].as_str().unwrap().to_owned(),
+                        currency: "XTR".to_owned(),
+                        total_amount: total,
+                        telegram_user_id: 900_001,
+                    };
+                    assert_eq!(
+                        cybervpn_commerce::stars::pre_checkout(&world.db, &query, now)
+                            .await
+                            .unwrap(),
+                        cybervpn_commerce::stars::PreCheckoutAnswer::Ok
+                    );
+                    let paid = cybervpn_commerce::stars::SuccessfulPayment {
+                        invoice_payload: query.invoice_payload,
+                        currency: "XTR".to_owned(),
+                        total_amount: total,
+                        telegram_payment_charge_id: format!("stx_{}", id.as_uuid().simple()),
+                        provider_payment_charge_id: None,
+                    };
+                    let done = cybervpn_commerce::stars::successful_payment(&world.db, &paid, now)
+                        .await
+                        .unwrap();
+                    assert!(
+                        matches!(done, cybervpn_commerce::Completion::Credited(_)),
+                        "{done:?}"
+                    );
+                    200
+                }
+            };
+            assert_eq!(status, 200, "{provider} {}", plan["code"]);
+            let stored = world.db.payments().get(id).await.unwrap();
+            assert_eq!(
+                stored.status,
+                cybervpn_domain::PaymentStatus::Completed,
+                "{provider} {}",
+                plan["code"]
+            );
+            bought_days += plan["duration_days"].as_i64().unwrap();
+        }
+        let subscription = world
+            .db
+            .subscriptions()
+            .current_for(customer)
+            .await
+            .unwrap()
+            .unwrap();
+        let days = (subscription.expires_at - chrono::Utc::now()).num_hours() / 24;
+        assert_eq!(days + 1, bought_days, "{provider}: every plan's days, once");
+        let expected = subscription.expires_at;
+        eventually(
+            &format!("{provider}: the panel user runs to the end of every plan bought"),
+            || {
+                world.panel_user(customer).is_some_and(|user| {
+                    user["status"] == "ACTIVE"
+                        && user["expireAt"]
+                            .as_str()
+                            .and_then(|at| at.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                            .is_some_and(|at| (at - expected).num_milliseconds().abs() < 1000)
+                })
+            },
+        )
+        .await;
+    }
+    assert_eq!(world.fake.users().len(), 4, "one panel user per customer");
+    assert!(terminate(&mut worker).success());
+    world.handle.stop(true).await;
 }

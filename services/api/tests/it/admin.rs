@@ -856,7 +856,8 @@ async fn staff_manage_only_roles_below_their_own(backend: Backend) {
             "view_customers",
             "view_plans",
             "view_servers",
-            "ban_customers"
+            "ban_customers",
+            "view_payments"
         ])
     );
     let entry = last_entry(&app, &admin, "staff.update").await;

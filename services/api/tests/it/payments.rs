@@ -23,21 +23,30 @@ on_both_backends!(
     gateway_down_at_creation_is_503_and_the_payment_failed,
     payments_are_visible_to_their_owner_only,
     telegram_stars_payment_returns_invoice_parameters,
+    purchase_shortcuts_open_the_same_payments,
 );
 
-const CRYPTOBOT_TOKEN: &str = "12345:AAtest-cryptobot-token";
-const STRIPE_KEY: &str = "sk_test_fake";
-const STRIPE_WHSEC: &str = "whsec_test_0123456789abcdef0123456789abcdef";
-const YOO_SHOP: &str = "100500";
-const YOO_KEY: &str = "test_yookassa_secret";
+pub(crate) const CRYPTOBOT_TOKEN: &str = "12345:AAtest-cryptobot-token";
+pub(crate) const STRIPE_KEY: &str = "sk_test_fake";
+pub(crate) const STRIPE_WHSEC: &str = "whsec_test_0123456789abcdef0123456789abcdef";
+pub(crate) const YOO_SHOP: &str = "100500";
+pub(crate) const YOO_KEY: &str = "test_yookassa_secret";
 
-struct Gateways {
-    cryptobot: CryptoBotFake,
-    stripe: StripeFake,
-    yookassa: YooKassaFake,
+pub(crate) struct Gateways {
+    pub(crate) cryptobot: CryptoBotFake,
+    pub(crate) stripe: StripeFake,
+    pub(crate) yookassa: YooKassaFake,
 }
 
-async fn spawn(backend: Backend) -> (TestApp, Gateways) {
+pub(crate) async fn spawn(backend: Backend) -> (TestApp, Gateways) {
+    spawn_tweaked(backend, |_| {}).await
+}
+
+/// [`spawn`] with more configuration.
+pub(crate) async fn spawn_tweaked(
+    backend: Backend,
+    tweak: impl FnOnce(&mut cybervpn_config::Config),
+) -> (TestApp, Gateways) {
     let gateways = Gateways {
         cryptobot: CryptoBotFake::start(CRYPTOBOT_TOKEN).await.unwrap(),
         stripe: StripeFake::start(STRIPE_KEY, STRIPE_WHSEC).await.unwrap(),
@@ -61,13 +70,14 @@ async fn spawn(backend: Backend) -> (TestApp, Gateways) {
         payments.yookassa_api_url = yookassa;
         // The test client is the notification source here.
         payments.yookassa_trusted_networks = vec!["127.0.0.1".to_owned()];
+        tweak(config);
     })
     .await;
     (app, gateways)
 }
 
 /// The seeded plan `basic_30`: its id and its price in `currency`.
-async fn basic_30(app: &TestApp, currency: &str) -> (String, i64) {
+pub(crate) async fn basic_30(app: &TestApp, currency: &str) -> (String, i64) {
     let plans: Value = app.get("/api/v1/plans").await.json().await.unwrap();
     let plan = plans["plans"]
         .as_array()
@@ -87,7 +97,7 @@ async fn basic_30(app: &TestApp, currency: &str) -> (String, i64) {
 }
 
 /// A registered customer's access token and id.
-async fn customer(app: &TestApp, email: &str) -> (String, cybervpn_domain::CustomerId) {
+pub(crate) async fn customer(app: &TestApp, email: &str) -> (String, cybervpn_domain::CustomerId) {
     let token = app.customer_token(email).await;
     let id = app
         .db
@@ -100,7 +110,7 @@ async fn customer(app: &TestApp, email: &str) -> (String, cybervpn_domain::Custo
     (token, id)
 }
 
-async fn create(app: &TestApp, token: &str, provider: &str) -> Value {
+pub(crate) async fn create(app: &TestApp, token: &str, provider: &str) -> Value {
     let (plan_id, _) = basic_30(app, "USD").await;
     json_body(
         app.post_authed(
@@ -114,7 +124,7 @@ async fn create(app: &TestApp, token: &str, provider: &str) -> Value {
     .await
 }
 
-async fn stored(app: &TestApp, id: &Value) -> cybervpn_domain::Payment {
+pub(crate) async fn stored(app: &TestApp, id: &Value) -> cybervpn_domain::Payment {
     let id = uuid::Uuid::parse_str(id.as_str().unwrap()).unwrap();
     app.db
         .payments()
@@ -124,7 +134,7 @@ async fn stored(app: &TestApp, id: &Value) -> cybervpn_domain::Payment {
 }
 
 /// Days the customer's current subscription has left, rounded.
-async fn days_left(app: &TestApp, customer: cybervpn_domain::CustomerId) -> Option<i64> {
+pub(crate) async fn days_left(app: &TestApp, customer: cybervpn_domain::CustomerId) -> Option<i64> {
     let current = app
         .db
         .subscriptions()
@@ -135,7 +145,7 @@ async fn days_left(app: &TestApp, customer: cybervpn_domain::CustomerId) -> Opti
 }
 
 /// `webhooks_received_total{source, outcome}`, from `/metrics`.
-async fn received(app: &TestApp, source: &str, outcome: &str) -> u64 {
+pub(crate) async fn received(app: &TestApp, source: &str, outcome: &str) -> u64 {
     let text = app.get("/metrics").await.text().await.unwrap();
     let (source, outcome) = (
         format!("source=\"{source}\""),
@@ -558,5 +568,78 @@ async fn telegram_stars_payment_returns_invoice_parameters(backend: Backend) {
     assert_eq!(invoice["payload"], created["id"]);
     assert_eq!(invoice["prices"].as_array().unwrap().len(), 1);
     assert_eq!(invoice["prices"][0]["amount"], stars);
+    app.stop().await;
+}
+
+async fn purchase_shortcuts_open_the_same_payments(backend: Backend) {
+    let (app, gateways) = spawn(backend).await;
+    let (token, _) = customer(&app, "shortcut@example.com").await;
+    let (plan, price) = basic_30(&app, "USD").await;
+
+    let started = json_body(
+        app.post_authed(
+            "/api/v1/subscriptions",
+            &token,
+            &json!({ "plan_id": plan, "provider": "stripe" }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(started["payment"]["status"], "pending");
+    assert_eq!(started["payment"]["amount_minor"], price);
+    assert_eq!(started["next_step"]["action"], "open_url");
+    assert_eq!(
+        started["next_step"]["url"],
+        started["payment"]["invoice_url"]
+    );
+    let stars = json_body(
+        app.post_authed(
+            "/api/v1/subscriptions",
+            &token,
+            &json!({ "plan_id": plan, "provider": "telegram_stars" }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(stars["next_step"]["action"], "pay_in_telegram");
+    assert!(stars["payment"]["stars_invoice"].is_object());
+
+    let invoice = json_body(
+        app.post_authed(
+            "/api/v1/payments/crypto/invoice",
+            &token,
+            &json!({ "plan_id": plan }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(invoice["provider"], "cryptobot");
+    assert_eq!(invoice["currency"], "USD");
+    assert_eq!(gateways.cryptobot.invoices().len(), 1);
+    assert_problem(
+        app.post_authed(
+            "/api/v1/payments/crypto/invoice",
+            &token,
+            &json!({ "plan_id": plan, "currency": "XTR" }),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_problem(
+        app.post_authed(
+            "/api/v1/subscriptions",
+            &token,
+            &json!({ "plan_id": uuid::Uuid::new_v4(), "provider": "stripe" }),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
     app.stop().await;
 }

@@ -40,6 +40,9 @@ async fn the_sweep_expires_unpaid_payments_and_credits_missed_webhooks(backend: 
         expires_at: Some(expires_at),
         completed_at: None,
         review_reason: None,
+        promo_code_id: None,
+        refunded_at: None,
+        refund_reason: None,
         created_at: now,
         updated_at: now,
     };

@@ -1,0 +1,141 @@
+//! Refunds: the money went back, so the days it bought go too — once, in one transaction with the audit
+//! entry, the panel update and the customer's notice.
+
+use chrono::{DateTime, Utc};
+use cybervpn_db::{
+    Audience, Audit, AuditEntry, Customers, Db, DbError, Payments, Subscriptions, TransactionTrait,
+};
+use cybervpn_domain::{
+    DomainError, PaymentId, PaymentStatus, StaffId, Subscription, SubscriptionStatus,
+};
+use cybervpn_jobs::{catalog::ProvisionSubscription, outbox};
+
+/// Who records a refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundSource {
+    /// A staff member, audited with the request that did it.
+    Staff {
+        /// Who.
+        staff_id: StaffId,
+        /// The request, for the audit log.
+        request_id: Option<String>,
+    },
+    /// The gateway reported it (a signed webhook).
+    Gateway,
+}
+
+/// How a refund ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refunded {
+    /// Recorded now; the subscription after its days were taken back, if there was one.
+    Reversed(Option<Box<Subscription>>),
+    /// Recorded before: nothing changed.
+    AlreadyRefunded,
+}
+
+/// Records a completed payment as refunded and takes back the days it bought (never time already used:
+/// the subscription ends no earlier than now). Only completed payments can be refunded.
+pub async fn refund_payment(
+    db: &Db,
+    payment_id: PaymentId,
+    reason: &str,
+    source: &RefundSource,
+    now: DateTime<Utc>,
+) -> Result<Refunded, DbError> {
+    let txn = db.conn().begin().await?;
+    let payments = Payments::on(&txn);
+    let payment = payments
+        .lock(payment_id)
+        .await?
+        .ok_or(DomainError::NotFound { entity: "payment" })?;
+    match payment.status {
+        PaymentStatus::Refunded => return Ok(Refunded::AlreadyRefunded),
+        PaymentStatus::Completed => {}
+        other => {
+            return Err(DomainError::InvalidTransition {
+                entity: "payment",
+                from: other.as_str(),
+                to: PaymentStatus::Refunded.as_str(),
+            }
+            .into());
+        }
+    }
+    if !payments.refund(payment.id, reason, now).await? {
+        return Ok(Refunded::AlreadyRefunded);
+    }
+    let subscription = match Customers::on(&txn).lock(payment.customer_id).await {
+        Ok(_) => take_back_days(&txn, &payment, now).await?,
+        // A deleted customer has nothing left to take back.
+        Err(DbError::Domain(DomainError::NotFound { .. })) => None,
+        Err(err) => return Err(err),
+    };
+    if let Some(subscription) = &subscription {
+        outbox::enqueue(
+            &txn,
+            &ProvisionSubscription {
+                subscription_id: subscription.id.as_uuid(),
+            },
+            now,
+        )
+        .await?;
+        let body = format!(
+            "Your payment of {} {} was refunded; your CyberVPN subscription now runs until {}.",
+            payment.amount.to_major_string(),
+            payment.amount.currency().as_str(),
+            subscription.expires_at.format("%Y-%m-%d %H:%M UTC")
+        );
+        outbox::notify_in(
+            &txn,
+            &format!("payment-refunded:{}", payment.id.as_uuid()),
+            Audience::Customer(payment.customer_id),
+            "payment_refunded",
+            &body,
+            now,
+        )
+        .await?;
+    }
+    if let RefundSource::Staff {
+        staff_id,
+        request_id,
+    } = source
+    {
+        let state = |status: PaymentStatus| {
+            Some(serde_json::json!({ "status": status.as_str(), "days": payment.days }))
+        };
+        Audit::on(&txn)
+            .record(AuditEntry {
+                id: uuid::Uuid::now_v7(),
+                staff_id: *staff_id,
+                action: "payment.refund".to_owned(),
+                target_kind: "payment".to_owned(),
+                target_id: payment.id.as_uuid().to_string(),
+                before: state(PaymentStatus::Completed),
+                after: state(PaymentStatus::Refunded),
+                request_id: request_id.clone(),
+                created_at: now,
+            })
+            .await?;
+    }
+    txn.commit().await?;
+    tracing::info!(payment = %payment.id.as_uuid(), days = payment.days, "payment refunded");
+    Ok(Refunded::Reversed(subscription.map(Box::new)))
+}
+
+/// Shortens the customer's current subscription by the payment's days.
+async fn take_back_days(
+    txn: &cybervpn_db::DatabaseTransaction,
+    payment: &cybervpn_domain::Payment,
+    now: DateTime<Utc>,
+) -> Result<Option<Subscription>, DbError> {
+    let subscriptions = Subscriptions::on(txn);
+    let Some(current) = subscriptions.current_for(payment.customer_id).await? else {
+        return Ok(None);
+    };
+    let mut subscription = subscriptions.lock(current.id).await?;
+    if subscription.status == SubscriptionStatus::Disabled {
+        return Ok(None);
+    }
+    subscription.shorten_by(payment.days, now);
+    subscriptions.save(&subscription).await?;
+    Ok(Some(subscription))
+}
