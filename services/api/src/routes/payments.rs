@@ -614,7 +614,7 @@ async fn credit(
     apply(state, source, notice).await
 }
 
-/// Stripe events: `checkout.session.completed` (paid), `checkout.session.async_payment_succeeded` and
+/// Stripe events: `checkout.session.completed` (paid), `checkout.session.async_payment_succeeded|failed` and
 /// `charge.refunded`.
 #[utoipa::path(
     tag = "webhooks",
@@ -659,8 +659,20 @@ pub(crate) async fn stripe_webhook(
             format!("not a Stripe event: {err}"),
         )
     })?;
-    if let stripe::EventPayload::ChargeRefunded(charge) = &event.payload {
-        return stripe_refund(&state, charge).await;
+    match &event.payload {
+        stripe::EventPayload::ChargeRefunded(charge) => return stripe_refund(&state, charge).await,
+        stripe::EventPayload::CheckoutSessionAsyncPaymentFailed(session) => {
+            // The delayed payment (bank debit) failed: close it, giving its promo use back.
+            let failed = match session.payment_id() {
+                Some(id) => {
+                    checkout::fail_payment(&state.db, PaymentId::from_uuid(id), Utc::now()).await?
+                }
+                None => false,
+            };
+            count(&state, SOURCE, if failed { "failed" } else { "ignored" });
+            return Ok(ok());
+        }
+        _ => {}
     }
     let Some(session) = event.paid_session() else {
         count(&state, SOURCE, "ignored");
@@ -749,7 +761,8 @@ async fn stripe_refund(
     Ok(ok())
 }
 
-/// YooKassa notifications: from YooKassa's networks only, and acted on after re-fetching the payment.
+/// YooKassa notifications (`payment.succeeded`, `payment.canceled`): from YooKassa's networks only, and acted
+/// on after re-fetching the payment.
 #[utoipa::path(
     tag = "webhooks",
     request_body(content = Object, description = "`{type, event, object}` as YooKassa sends it"),
@@ -787,7 +800,9 @@ pub(crate) async fn yookassa_webhook(
         count(&state, SOURCE, "malformed");
         ApiError::new(ErrorCode::MalformedJson, err.to_string())
     })?;
-    if notification.event != yookassa::NotificationEvent::parse("payment.succeeded") {
+    if notification.event != yookassa::NotificationEvent::parse("payment.succeeded")
+        && notification.event != yookassa::NotificationEvent::parse("payment.canceled")
+    {
         count(&state, SOURCE, "ignored");
         return Ok(ok());
     }
@@ -807,13 +822,22 @@ pub(crate) async fn yookassa_webhook(
             ));
         }
     };
-    if fetched.status != YooPaymentStatus::Succeeded {
-        count(&state, SOURCE, "ignored");
-        return Ok(ok());
-    }
     let Some(payment_id) = fetched.payment_id.map(PaymentId::from_uuid) else {
         return apply(&state, SOURCE, None).await;
     };
+    match fetched.status {
+        YooPaymentStatus::Succeeded => {}
+        YooPaymentStatus::Canceled => {
+            // Cancelled or timed out at YooKassa: close ours, giving its promo use back.
+            let failed = checkout::fail_payment(&state.db, payment_id, Utc::now()).await?;
+            count(&state, SOURCE, if failed { "failed" } else { "ignored" });
+            return Ok(ok());
+        }
+        YooPaymentStatus::Pending | YooPaymentStatus::WaitingForCapture => {
+            count(&state, SOURCE, "ignored");
+            return Ok(ok());
+        }
+    }
     let notice = fetched.amount_money().ok().map(|paid| PaidNotice {
         payment_id,
         provider: PaymentProvider::YooKassa,

@@ -263,6 +263,54 @@ async fn a_failed_or_expired_payment_gives_its_promo_use_back(backend: Backend) 
     .await;
     assert_eq!(used().await, 0);
 
+    // A Stripe bank debit that fails gives it back too.
+    let debit = json_body(pay(&app, &token, &plan, "stripe", "ONCE").await, 201).await;
+    assert_eq!(used().await, 1);
+    let session = stored(&app, &debit["id"])
+        .await
+        .provider_payment_id
+        .unwrap();
+    let url = app.url("/api/v1/webhooks/stripe");
+    let status = gateways
+        .stripe
+        .deliver(&url, "checkout.session.async_payment_failed", &session)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        stored(&app, &debit["id"]).await.status,
+        PaymentStatus::Failed
+    );
+    assert_eq!(used().await, 0);
+
+    // So does a YooKassa payment cancelled at YooKassa (the notification is re-fetched first).
+    let (rub_plan, _) = basic_30(&app, "RUB").await;
+    let yoo = json_body(pay(&app, &token, &rub_plan, "yookassa", "ONCE").await, 201).await;
+    assert_eq!(used().await, 1);
+    let yoo_id = stored(&app, &yoo["id"]).await.provider_payment_id.unwrap();
+    let url = app.url("/api/v1/webhooks/yookassa");
+    let notify = || {
+        app.client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(
+                gateways
+                    .yookassa
+                    .notification_body("payment.canceled", &yoo_id),
+            )
+            .send()
+    };
+    assert_eq!(notify().await.unwrap().status(), 200);
+    assert_eq!(
+        stored(&app, &yoo["id"]).await.status,
+        PaymentStatus::Pending,
+        "still pending at YooKassa"
+    );
+    assert!(gateways.yookassa.cancel(&yoo_id));
+    assert_eq!(notify().await.unwrap().status(), 200);
+    assert_eq!(stored(&app, &yoo["id"]).await.status, PaymentStatus::Failed);
+    assert_eq!(used().await, 0);
+
     // A payment that is never paid holds the use until it expires.
     let payment = json_body(pay(&app, &token, &plan, "stripe", "ONCE").await, 201).await;
     assert_eq!(used().await, 1);

@@ -208,7 +208,10 @@ async fn staff_refund_telegram_stars_through_the_bot_api(backend: Backend) {
     )
     .await;
     assert!(
-        refused["detail"].as_str().unwrap().contains("CHARGE_NOT_FOUND"),
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CHARGE_NOT_FOUND"),
         "{refused}"
     );
     assert_eq!(
