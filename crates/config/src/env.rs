@@ -31,6 +31,13 @@ pub(crate) const STRING_KEYS: &[&str] = &[
     "payments.yookassa_secret_key",
     "payments.yookassa_api_url",
     "payments.return_url",
+    "grpc.listen",
+    "grpc.url",
+    "grpc.bot_token",
+    "bot.listen",
+    "bot.webhook_url",
+    "bot.webhook_secret",
+    "bot.username",
 ];
 
 /// Sections whose keys may be set as `CYBERVPN_<SECTION>_<KEY>`.
@@ -47,6 +54,8 @@ const SECTIONS: &[&str] = &[
     "trial",
     "referral",
     "payments",
+    "grpc",
+    "bot",
 ];
 
 /// Environment variables mapped onto configuration keys.
@@ -55,6 +64,7 @@ const SECTIONS: &[&str] = &[
 /// `REMNAWAVE_URL`/`_TOKEN`/`_WEBHOOK_SECRET`/`_SQUADS` → `remnawave.*`,
 /// `CRYPTOBOT_TOKEN`/`_API_URL`, `STRIPE_SECRET_KEY`/`_WEBHOOK_SECRET`/`_API_URL`,
 /// `YOOKASSA_SHOP_ID`/`_SECRET_KEY`/`_API_URL`/`_TRUSTED_NETWORKS` → `payments.*`,
+/// `TELEGRAM_BOT_TOKEN`/`_API_BASE` → `telegram.*`, `TELEGRAM_WEBHOOK_URL`/`_SECRET` → `bot.webhook_*`,
 /// `CYBERVPN_API_LISTEN` → `api.listen`. Other variables are ignored, except `CYBERVPN_<SECTION>_…` of a known
 /// section, which must name a real key.
 #[derive(Debug, Clone, Default)]
@@ -94,6 +104,10 @@ fn key_for(name: &str) -> Option<String> {
         "STRIPE_SECRET_KEY" => return Some("payments.stripe_secret_key".to_owned()),
         "STRIPE_WEBHOOK_SECRET" => return Some("payments.stripe_webhook_secret".to_owned()),
         "STRIPE_API_URL" => return Some("payments.stripe_api_url".to_owned()),
+        "TELEGRAM_BOT_TOKEN" => return Some("telegram.bot_token".to_owned()),
+        "TELEGRAM_API_BASE" => return Some("telegram.api_url".to_owned()),
+        "TELEGRAM_WEBHOOK_URL" => return Some("bot.webhook_url".to_owned()),
+        "TELEGRAM_WEBHOOK_SECRET" => return Some("bot.webhook_secret".to_owned()),
         _ => {}
     }
     let rest = name.strip_prefix("CYBERVPN_")?.to_ascii_lowercase();

@@ -73,6 +73,10 @@ pub struct Config {
     pub referral: ReferralConfig,
     /// Payment gateways: credentials, endpoints and invoice lifetime.
     pub payments: PaymentsConfig,
+    /// The api's internal gRPC server and how other services reach it.
+    pub grpc: GrpcConfig,
+    /// The Telegram bot service.
+    pub bot: BotConfig,
 }
 
 impl Default for Config {
@@ -91,6 +95,8 @@ impl Default for Config {
             trial: TrialConfig::default(),
             referral: ReferralConfig::default(),
             payments: PaymentsConfig::default(),
+            grpc: GrpcConfig::default(),
+            bot: BotConfig::default(),
         }
     }
 }
@@ -590,6 +596,62 @@ impl Default for TelegramConfig {
     }
 }
 
+/// The internal gRPC server of the api and the address other services call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Where the api serves gRPC (`CYBERVPN_GRPC_LISTEN`); keep it on a private network.
+    pub listen: String,
+    /// Where the bot reaches the api's gRPC server (`CYBERVPN_GRPC_URL`).
+    pub url: String,
+    /// The bot's service token (at least 32 characters), the same on both sides; unset serves no gRPC.
+    pub bot_token: Option<Secret<String>>,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:50051".to_owned(),
+            url: "http://127.0.0.1:50051".to_owned(),
+            bot_token: None,
+        }
+    }
+}
+
+/// The Telegram bot service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BotConfig {
+    /// Where the bot serves `/health` and `/metrics` (and webhook updates in webhook mode).
+    pub listen: String,
+    /// Public HTTPS URL Telegram posts updates to (`TELEGRAM_WEBHOOK_URL`); unset uses long polling.
+    pub webhook_url: Option<String>,
+    /// Secret Telegram sends in `X-Telegram-Bot-Api-Secret-Token` (`TELEGRAM_WEBHOOK_SECRET`).
+    pub webhook_secret: Option<Secret<String>>,
+    /// Long-polling timeout of `getUpdates`, in seconds.
+    pub poll_timeout_secs: u64,
+    /// Updates one user may send per minute before the bot stops answering them for a while.
+    pub user_updates_per_minute: u32,
+    /// Answer customers with a maintenance notice (staff still get through).
+    pub maintenance: bool,
+    /// Bot username, for referral links (`t.me/<username>?start=ref_…`); read from `getMe` when unset.
+    pub username: Option<String>,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9092".to_owned(),
+            webhook_url: None,
+            webhook_secret: None,
+            poll_timeout_secs: 30,
+            user_updates_per_minute: 30,
+            maintenance: false,
+            username: None,
+        }
+    }
+}
+
 /// Largest body limit an operator may configure (64 MiB).
 const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -691,6 +753,39 @@ impl Config {
         self.remnawave.validate()?;
         self.scheduler.validate()?;
         self.payments.validate()?;
+        if let Some(token) = &self.grpc.bot_token
+            && token.expose().chars().count() < 32
+        {
+            return invalid("grpc.bot_token", "must be at least 32 characters");
+        }
+        if !(self.grpc.url.starts_with("http://") || self.grpc.url.starts_with("https://")) {
+            return invalid("grpc.url", "must start with http:// or https://");
+        }
+        if let Some(secret) = &self.bot.webhook_secret {
+            let secret = secret.expose();
+            if !(1..=256).contains(&secret.len())
+                || !secret
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return invalid(
+                    "bot.webhook_secret",
+                    "must be 1 to 256 of A-Z, a-z, 0-9, '_' and '-' (Telegram's rule)",
+                );
+            }
+        }
+        if self.bot.webhook_url.is_some() && self.bot.webhook_secret.is_none() {
+            return invalid(
+                "bot.webhook_secret",
+                "is required in webhook mode (bot.webhook_url is set)",
+            );
+        }
+        if !(1..=50).contains(&self.bot.poll_timeout_secs) {
+            return invalid("bot.poll_timeout_secs", "must be between 1 and 50");
+        }
+        if self.bot.user_updates_per_minute == 0 {
+            return invalid("bot.user_updates_per_minute", "must be at least 1");
+        }
         if !(1..=3650).contains(&self.trial.days) {
             return invalid("trial.days", "must be between 1 and 3650");
         }

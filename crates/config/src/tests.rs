@@ -229,6 +229,10 @@ fn full_config() -> Config {
     full.payments.stripe_webhook_secret = secret();
     full.payments.yookassa_shop_id = Some(String::new());
     full.payments.yookassa_secret_key = secret();
+    full.grpc.bot_token = secret();
+    full.bot.webhook_url = Some(String::new());
+    full.bot.webhook_secret = secret();
+    full.bot.username = Some(String::new());
     full
 }
 
@@ -462,5 +466,50 @@ fn payments_section_loads_from_env_and_is_checked() {
             }
             other => panic!("{vars:?} must be refused, got {other:?}"),
         }
+    }
+}
+
+#[test]
+fn grpc_and_bot_settings_are_checked() {
+    let token = "t".repeat(32);
+    let config = Config::load(
+        None,
+        env(&[
+            ("CYBERVPN_GRPC_BOT_TOKEN", token.as_str()),
+            ("CYBERVPN_GRPC_URL", "http://api:50051"),
+            ("TELEGRAM_BOT_TOKEN", "123:abc"),
+            ("TELEGRAM_API_BASE", "http://127.0.0.1:8081"),
+            ("TELEGRAM_WEBHOOK_URL", "https://bot.example.com/telegram"),
+            ("TELEGRAM_WEBHOOK_SECRET", "s3cret_token-1"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(config.grpc.url, "http://api:50051");
+    assert_eq!(config.telegram.api_url, "http://127.0.0.1:8081");
+    assert_eq!(
+        config.bot.webhook_url.as_deref(),
+        Some("https://bot.example.com/telegram")
+    );
+    for (vars, key) in [
+        (vec![("CYBERVPN_GRPC_BOT_TOKEN", "short")], "grpc.bot_token"),
+        (vec![("CYBERVPN_GRPC_URL", "api:50051")], "grpc.url"),
+        (
+            vec![("TELEGRAM_WEBHOOK_URL", "https://bot.example.com/t")],
+            "bot.webhook_secret",
+        ),
+        (
+            vec![
+                ("TELEGRAM_WEBHOOK_URL", "https://x.example"),
+                ("TELEGRAM_WEBHOOK_SECRET", "no spaces"),
+            ],
+            "bot.webhook_secret",
+        ),
+        (
+            vec![("CYBERVPN_BOT_POLL_TIMEOUT_SECS", "0")],
+            "bot.poll_timeout_secs",
+        ),
+    ] {
+        let err = Config::load(None, env(&vars)).expect_err(key);
+        assert!(err.to_string().contains(key), "{key}: {err}");
     }
 }

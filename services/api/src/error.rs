@@ -130,6 +130,11 @@ impl ApiError {
         }
     }
 
+    /// What went wrong, as the client is told.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// The catalogue code.
     pub const fn code(&self) -> ErrorCode {
         self.code

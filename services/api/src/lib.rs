@@ -6,6 +6,7 @@
 mod auth;
 pub mod cli;
 pub mod error;
+mod grpc;
 mod middleware;
 mod openapi;
 mod routes;
@@ -53,6 +54,14 @@ pub struct Api {
     addr: SocketAddr,
     db: Db,
     background: Option<Background>,
+    grpc: Option<Grpc>,
+}
+
+/// The internal gRPC server running beside the HTTP one.
+struct Grpc {
+    addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// The worker and scheduler running inside the standalone process.
@@ -67,6 +76,11 @@ impl Api {
         self.addr
     }
 
+    /// The address the gRPC server is bound to, when one runs (`grpc.bot_token` is set).
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().map(|grpc| grpc.addr)
+    }
+
     /// A handle to stop the server gracefully.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
@@ -75,6 +89,10 @@ impl Api {
     /// Serves until the server is stopped, then closes the database pool.
     pub async fn run(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some(grpc) = self.grpc {
+            let _ = grpc.stop.send(true);
+            let _ = grpc.task.await;
+        }
         if let Some(background) = self.background {
             let _ = background.stop.send(true);
             for task in background.tasks {
@@ -189,6 +207,12 @@ pub async fn build(
         profiles: state::TtlCache::new(PROFILE_TTL, 4096),
         config: Arc::clone(&config),
     });
+    let grpc = match &config.grpc.bot_token {
+        Some(token) => {
+            Some(start_grpc(&config.grpc.listen, state.clone(), token.expose().clone()).await?)
+        }
+        None => None,
+    };
     let doc = openapi();
     let route_table = web::Data::new(RouteTable::from_openapi(&doc));
 
@@ -245,7 +269,30 @@ pub async fn build(
         addr,
         db,
         background,
+        grpc,
     })
+}
+
+/// Binds `listen` and serves the internal gRPC API on it until the api stops.
+async fn start_grpc(
+    listen: &str,
+    state: web::Data<AppState>,
+    token: String,
+) -> anyhow::Result<Grpc> {
+    let (listener, addr) = grpc::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen for gRPC on {listen}"))?;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let task = tokio::spawn(async move {
+        if let Err(err) = grpc::serve(state, listener, token, shutdown).await {
+            tracing::error!(error = %err, "gRPC server failed");
+        }
+    });
+    tracing::info!(%addr, "gRPC listening");
+    Ok(Grpc { addr, stop, task })
 }
 
 fn cors(origins: &[String]) -> Cors {

@@ -167,6 +167,37 @@ pub(crate) async fn subscription_config(
         // Someone else's subscription is indistinguishable from a missing one.
         .filter(|s| s.customer_id == auth.id)
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such subscription"))?;
+    let connection = connection(&state, &subscription).await?;
+    Ok(web::Json(SubscriptionConfig {
+        subscription_id: subscription.id.as_uuid(),
+        qr_code_png_base64: base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            &connection.qr_png,
+        ),
+        subscription_url: connection.url,
+        links: connection.links,
+        links_error: connection.links_error,
+    }))
+}
+
+/// How to connect with a provisioned subscription.
+pub(crate) struct Connection {
+    /// The panel's subscription URL.
+    pub(crate) url: String,
+    /// PNG of the URL.
+    pub(crate) qr_png: Vec<u8>,
+    /// Per-host links from the panel (empty when it could not be asked).
+    pub(crate) links: Vec<String>,
+    /// Why `links` is empty, if it is.
+    pub(crate) links_error: Option<String>,
+}
+
+/// The subscription URL, its QR code and the panel's links (the HTTP route and the bot's gRPC call); a
+/// subscription the panel does not serve yet is a conflict.
+pub(crate) async fn connection(
+    state: &AppState,
+    subscription: &Subscription,
+) -> Result<Connection, ApiError> {
     let Some(panel_identity) = &subscription.panel else {
         return Err(ApiError::new(
             ErrorCode::InvalidStateTransition,
@@ -174,7 +205,7 @@ pub(crate) async fn subscription_config(
         ));
     };
     let url = panel_identity.subscription_url.clone();
-    let qr = cybervpn_auth::totp::qr_png_base64(&url).map_err(ApiError::internal)?;
+    let qr_png = cybervpn_auth::totp::qr_png(&url).map_err(ApiError::internal)?;
     let (links, links_error) = match &state.panel {
         None => (
             Vec::new(),
@@ -208,11 +239,10 @@ pub(crate) async fn subscription_config(
             }
         }
     };
-    Ok(web::Json(SubscriptionConfig {
-        subscription_id: subscription.id.as_uuid(),
-        subscription_url: url,
-        qr_code_png_base64: qr,
+    Ok(Connection {
+        url,
+        qr_png,
         links,
         links_error,
-    }))
+    })
 }

@@ -204,6 +204,34 @@ pub(crate) struct PaymentView {
 }
 
 impl PaymentView {
+    /// The payment as the bot's gRPC service returns it.
+    pub(crate) fn to_proto(&self) -> cybervpn_rpc::bot::v1::Payment {
+        use cybervpn_rpc::bot::v1 as pb;
+        pb::Payment {
+            id: self.id.to_string(),
+            status: self.status.to_owned(),
+            amount_minor: self.amount_minor,
+            currency: self.currency.to_owned(),
+            provider: self.provider.to_owned(),
+            days: self.days,
+            invoice_url: self.invoice_url.clone().unwrap_or_default(),
+            stars_invoice: self.stars_invoice.as_ref().map(|invoice| pb::StarsInvoice {
+                title: invoice.title.clone(),
+                description: invoice.description.clone(),
+                payload: invoice.payload.clone(),
+                currency: invoice.currency.to_owned(),
+                prices: invoice
+                    .prices
+                    .iter()
+                    .map(|price| pb::StarsPrice {
+                        label: price.label.clone(),
+                        amount: price.amount,
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
     /// The gateway page where the customer pays, if there is one.
     pub(crate) fn invoice_url(&self) -> Option<&str> {
         self.invoice_url.as_deref()

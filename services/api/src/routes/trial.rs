@@ -39,6 +39,13 @@ fn trial_traffic(state: &AppState) -> TrafficLimit {
 }
 
 /// Why the customer may not start a trial, if anything stops them.
+/// Whether the customer may start the free trial now.
+pub(crate) async fn available(state: &AppState, customer: CustomerId) -> Result<bool, ApiError> {
+    Ok(unavailable_because(state.db.conn(), customer, Utc::now())
+        .await?
+        .is_none())
+}
+
 async fn unavailable_because<C: cybervpn_db::ConnectionTrait>(
     conn: &C,
     customer: CustomerId,
@@ -80,6 +87,7 @@ pub(crate) async fn trial_status(
     let conn = state.db.conn();
     let trial = Trials::on(conn).for_customer(auth.id).await?;
     let blocked = unavailable_because(conn, auth.id, Utc::now()).await?;
+
     Ok(web::Json(TrialStatus {
         available: blocked.is_none(),
         activated_at: trial.as_ref().map(|t| t.activated_at),
@@ -104,23 +112,33 @@ pub(crate) async fn activate_trial(
     state: web::Data<AppState>,
     auth: CustomerAuth,
 ) -> Result<HttpResponse, ApiError> {
+    let subscription = activate(&state, auth.id).await?;
+    Ok(HttpResponse::Created().json(MySubscriptionView::from(&subscription)))
+}
+
+/// Starts the customer's free trial (the HTTP route and the bot's gRPC call): once per customer and per
+/// Telegram account, provisioned and announced through the outbox in the same transaction.
+pub(crate) async fn activate(
+    state: &AppState,
+    customer_id: CustomerId,
+) -> Result<Subscription, ApiError> {
     let now = Utc::now().trunc_subsecs(6);
     let txn = audit::begin(&state.db).await?;
     // Serialises a customer's concurrent activations; the unique indexes catch the rest (Telegram).
-    let customer = Customers::on(&txn).lock(auth.id).await?.customer;
-    if let Some(reason) = unavailable_because(&txn, auth.id, now).await? {
+    let customer = Customers::on(&txn).lock(customer_id).await?.customer;
+    if let Some(reason) = unavailable_because(&txn, customer_id, now).await? {
         return Err(ApiError::new(ErrorCode::Conflict, reason));
     }
     let subscription = Subscription::start(
-        auth.id,
+        customer_id,
         None,
         state.config.trial.days,
-        trial_traffic(&state),
+        trial_traffic(state),
         None,
         now,
     )?;
     let trial = Trial {
-        customer_id: auth.id,
+        customer_id,
         telegram_id: customer.telegram_id,
         subscription_id: subscription.id,
         activated_at: now,
@@ -138,8 +156,8 @@ pub(crate) async fn activate_trial(
     );
     cybervpn_jobs::outbox::notify_in(
         &txn,
-        &format!("trial_started:{}", auth.id.as_uuid()),
-        Audience::Customer(auth.id),
+        &format!("trial_started:{}", customer_id.as_uuid()),
+        Audience::Customer(customer_id),
         "trial_started",
         &body,
         now,
@@ -153,7 +171,7 @@ pub(crate) async fn activate_trial(
             err
         }
     })?;
-    Ok(HttpResponse::Created().json(MySubscriptionView::from(&subscription)))
+    Ok(subscription)
 }
 
 /// A unique-index hit on `trials` in words the customer understands.

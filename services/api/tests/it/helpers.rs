@@ -13,6 +13,8 @@ pub(crate) struct TestApp {
     pub(crate) db: cybervpn_db::Db,
     /// The configuration the app runs with.
     pub(crate) config: Arc<Config>,
+    /// `http://<addr>` of the gRPC server, when the app runs one.
+    pub(crate) grpc: Option<String>,
     handle: ServerHandle,
     siblings: std::sync::Mutex<Vec<ServerHandle>>,
     // Dropped after the server is stopped: the database and Redis prefix are removed.
@@ -45,10 +47,12 @@ impl TestApp {
             .await
             .expect("api builds");
         let base = format!("http://{}", api.addr());
+        let grpc = api.grpc_addr().map(|addr| format!("http://{addr}"));
         let handle = api.handle();
         tokio::spawn(api.run());
         Self {
             base,
+            grpc,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

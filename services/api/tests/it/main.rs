@@ -8,6 +8,7 @@
 mod admin;
 mod auth;
 mod errors;
+mod grpc;
 mod health;
 mod helpers;
 mod lifecycle;
