@@ -1,0 +1,67 @@
+welcome = Welcome to CyberVPN, { $name }! Fast, private VPN in a couple of taps.
+welcome-back = Welcome back, { $name }!
+referral-linked = You joined with a friend's invitation: they get bonus days. Thank you!
+referral-refused = The invitation code was not accepted: { $reason }
+trial-offer = New here? Try CyberVPN free for { $days } days.
+menu-title = What would you like to do?
+button-plans = 🛒 Plans
+button-trial = 🎁 Free trial
+button-config = 🔑 My VPN config
+button-referral = 👥 Invite friends
+button-support = 💬 Support
+button-language = 🌐 Language
+button-back = ⬅️ Back
+status-active = Your subscription is active until { $until }.
+status-none = You have no active subscription.
+plans-choose-tier = Choose a plan:
+plans-choose-duration = { $tier }: choose how long.
+plan-button = { $days } days — { $prices }
+tier-basic = Basic
+tier-pro = Pro
+tier-ultra = Ultra
+tier-cyber = Cyber
+plans-choose-gateway = { $plan }, { $days } days. How would you like to pay?
+gateway-telegram_stars = ⭐ Telegram Stars
+gateway-cryptobot = 💎 Crypto (CryptoBot)
+gateway-stripe = 💳 Card (Stripe)
+gateway-yookassa = 🇷🇺 Card / SBP (YooKassa)
+invoice-title = CyberVPN { $plan }
+invoice-description = { $days } days of CyberVPN.
+pay-by-link = Pay { $amount } { $currency } for { $days } days. Your subscription starts as soon as the payment arrives.
+button-pay = Pay now
+payment-received = Payment received! Your subscription runs until { $until }.
+payment-review = We received your payment, but it needs a quick check by our team. We will get back to you.
+payment-refunded = Your payment was refunded.
+trial-started = Your free trial is active until { $until }. Send /config to connect.
+trial-used = You have already used the free trial.
+config-caption = Scan the QR code in your VPN app, or import this link:
+    { $url }
+config-instructions = How to connect:
+    • Android: v2rayNG or Hiddify — “+” → import from clipboard.
+    • iPhone / Mac: Streisand or V2Box — add subscription.
+    • Windows: Hiddify or Nekoray — add subscription link.
+config-none = You have no subscription yet. Take the free trial or choose a plan.
+config-pending = Your subscription is being set up. Try again in a minute.
+referral-stats = Invite friends and get { $bonus } extra days for each of them (up to { $max }).
+    Your link: { $link }
+    Friends joined: { $count }. Days earned: { $days }.
+support-prompt = Describe your problem in one message and our team will answer you here.
+support-sent = Thank you! Your request #{ $id } has been sent to our team.
+support-empty = Please describe your problem in a text message.
+language-choose = Choose your language:
+language-set = Language set to English.
+maintenance = CyberVPN is under maintenance. Please try again a bit later.
+slow-down = Too many requests. Please wait a moment.
+error-generic = Something went wrong. Please try again later.
+error-not-registered = Please send /start first.
+error-blocked = Your account is blocked. Contact support if you think this is a mistake.
+error-gateway = This payment method is unavailable right now. Please choose another one.
+error-invalid = { $reason }
+unknown-command = I did not understand that. Here is the menu:
+command-start = Start and main menu
+command-plans = Buy or extend a subscription
+command-trial = Free trial
+command-config = My VPN config and QR code
+command-referral = Invite friends
+command-support = Contact support
+command-language = Change language

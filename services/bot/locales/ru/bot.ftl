@@ -1,0 +1,67 @@
+welcome = Добро пожаловать в CyberVPN, { $name }! Быстрый и приватный VPN в пару касаний.
+welcome-back = С возвращением, { $name }!
+referral-linked = Вы пришли по приглашению друга: он получит бонусные дни. Спасибо!
+referral-refused = Код приглашения не принят: { $reason }
+trial-offer = Впервые здесь? Попробуйте CyberVPN бесплатно { $days } дн.
+menu-title = Что вы хотите сделать?
+button-plans = 🛒 Тарифы
+button-trial = 🎁 Бесплатный период
+button-config = 🔑 Мой VPN-конфиг
+button-referral = 👥 Пригласить друзей
+button-support = 💬 Поддержка
+button-language = 🌐 Язык
+button-back = ⬅️ Назад
+status-active = Ваша подписка активна до { $until }.
+status-none = У вас нет активной подписки.
+plans-choose-tier = Выберите тариф:
+plans-choose-duration = { $tier }: выберите срок.
+plan-button = { $days } дн. — { $prices }
+tier-basic = Базовый
+tier-pro = Про
+tier-ultra = Ультра
+tier-cyber = Кибер
+plans-choose-gateway = { $plan }, { $days } дн. Как вы хотите оплатить?
+gateway-telegram_stars = ⭐ Telegram Stars
+gateway-cryptobot = 💎 Криптовалюта (CryptoBot)
+gateway-stripe = 💳 Карта (Stripe)
+gateway-yookassa = 🇷🇺 Карта / СБП (ЮKassa)
+invoice-title = CyberVPN { $plan }
+invoice-description = { $days } дн. CyberVPN.
+pay-by-link = Оплатите { $amount } { $currency } за { $days } дн. Подписка начнётся сразу после поступления оплаты.
+button-pay = Оплатить
+payment-received = Оплата получена! Ваша подписка действует до { $until }.
+payment-review = Мы получили ваш платёж, но его нужно быстро проверить. Мы свяжемся с вами.
+payment-refunded = Ваш платёж возвращён.
+trial-started = Бесплатный период активен до { $until }. Отправьте /config, чтобы подключиться.
+trial-used = Вы уже использовали бесплатный период.
+config-caption = Отсканируйте QR-код в VPN-приложении или импортируйте ссылку:
+    { $url }
+config-instructions = Как подключиться:
+    • Android: v2rayNG или Hiddify — «+» → импорт из буфера обмена.
+    • iPhone / Mac: Streisand или V2Box — добавить подписку.
+    • Windows: Hiddify или Nekoray — добавить ссылку подписки.
+config-none = У вас ещё нет подписки. Возьмите бесплатный период или выберите тариф.
+config-pending = Подписка настраивается. Попробуйте через минуту.
+referral-stats = Приглашайте друзей и получайте { $bonus } дополнительных дн. за каждого (до { $max }).
+    Ваша ссылка: { $link }
+    Присоединилось друзей: { $count }. Получено дней: { $days }.
+support-prompt = Опишите проблему одним сообщением, и наша команда ответит вам здесь.
+support-sent = Спасибо! Ваше обращение №{ $id } отправлено нашей команде.
+support-empty = Пожалуйста, опишите проблему текстовым сообщением.
+language-choose = Выберите язык:
+language-set = Язык изменён на русский.
+maintenance = CyberVPN на техническом обслуживании. Попробуйте чуть позже.
+slow-down = Слишком много запросов. Подождите немного.
+error-generic = Что-то пошло не так. Попробуйте позже.
+error-not-registered = Сначала отправьте /start.
+error-blocked = Ваш аккаунт заблокирован. Если это ошибка, напишите в поддержку.
+error-gateway = Этот способ оплаты сейчас недоступен. Выберите другой.
+error-invalid = { $reason }
+unknown-command = Я не понял. Вот меню:
+command-start = Начало и главное меню
+command-plans = Купить или продлить подписку
+command-trial = Бесплатный период
+command-config = Мой VPN-конфиг и QR-код
+command-referral = Пригласить друзей
+command-support = Написать в поддержку
+command-language = Сменить язык

@@ -1,0 +1,398 @@
+//! The real `cybervpn-bot` and `cybervpn-worker` processes against the real api (gRPC, in this process),
+//! PostgreSQL, Redis, the panel fake and the Telegram Bot API fake.
+#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use cybervpn_config::Secret;
+use cybervpn_domain::TelegramId;
+use cybervpn_panel_fake::{FakeOptions, PanelFake};
+use cybervpn_telegram_fake::{Call, TelegramFake, User};
+use cybervpn_testkit::{TestDb, TestRedis};
+
+const BOT_TOKEN: &str = "4242:BOT-e2e-token";
+const SERVICE_TOKEN: &str = "bot-service-token-e2e-0123456789abcdef";
+
+struct World {
+    telegram: TelegramFake,
+    panel: PanelFake,
+    db: cybervpn_db::Db,
+    env: Vec<(String, String)>,
+    handle: actix_web::dev::ServerHandle,
+    _db: TestDb,
+    _redis: TestRedis,
+}
+
+impl World {
+    async fn new() -> Self {
+        let test_db = TestDb::postgres().await;
+        let redis = TestRedis::new().await;
+        let panel = PanelFake::start("127.0.0.1:0".parse().unwrap(), FakeOptions::default())
+            .await
+            .unwrap();
+        let telegram = TelegramFake::start(BOT_TOKEN).await.unwrap();
+        let mut config = cybervpn_testkit::config(&test_db, Some(&redis));
+        let (_, signing) = cybervpn_auth::TokenKeys::generate().unwrap();
+        let (_, encryption) = cybervpn_auth::SecretBox::generate();
+        config.auth.token_signing_key = Some(Secret::new(signing));
+        config.auth.encryption_key = Some(Secret::new(encryption));
+        config.grpc.bot_token = Some(Secret::new(SERVICE_TOKEN.to_owned()));
+        config.grpc.listen = "127.0.0.1:0".to_owned();
+        config.remnawave.url = Some(panel.url());
+        config.remnawave.token = Some(Secret::new(panel.token().to_owned()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let api = cybervpn_api::build(Arc::new(config), listener, cybervpn_api::Mode::Service)
+            .await
+            .unwrap();
+        let grpc = api.grpc_addr().unwrap();
+        let handle = api.handle();
+        tokio::spawn(api.run());
+        let env = [
+            ("DATABASE_URL", test_db.url().to_owned()),
+            ("REDIS_URL", redis.url().to_owned()),
+            ("CYBERVPN_REDIS_KEY_PREFIX", redis.prefix().to_owned()),
+            ("REMNAWAVE_URL", panel.url()),
+            ("REMNAWAVE_TOKEN", panel.token().to_owned()),
+            ("REMNAWAVE_SQUADS", "Default-Squad".to_owned()),
+            (
+                "CYBERVPN_WORKER_LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            ),
+            ("CYBERVPN_WORKER_RELAY_INTERVAL_MS", "200".to_owned()),
+            ("CYBERVPN_BOT_LISTEN", format!("127.0.0.1:{}", free_port())),
+            ("CYBERVPN_BOT_POLL_TIMEOUT_SECS", "1".to_owned()),
+            ("CYBERVPN_GRPC_URL", format!("http://{grpc}")),
+            ("CYBERVPN_GRPC_BOT_TOKEN", SERVICE_TOKEN.to_owned()),
+            ("TELEGRAM_BOT_TOKEN", BOT_TOKEN.to_owned()),
+            ("TELEGRAM_API_BASE", telegram.url()),
+            ("CYBERVPN_LOG_LEVEL", "warn".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let db = cybervpn_db::Db::from_connection(test_db.connect().await);
+        Self {
+            telegram,
+            panel,
+            db,
+            env,
+            handle,
+            _db: test_db,
+            _redis: redis,
+        }
+    }
+
+    fn spawn(&self, binary: &str) -> Child {
+        let exe = std::env::current_exe().unwrap();
+        let path: PathBuf = exe.parent().unwrap().parent().unwrap().join(binary);
+        assert!(
+            path.exists(),
+            "{} is missing: build the workspace binaries",
+            path.display()
+        );
+        Command::new(&path)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits for a message to `chat` (sent after the first `skip` ones) whose text or caption contains `needle`.
+    async fn reply(&self, chat: i64, skip: usize, needle: &str) -> Call {
+        for _ in 0..300 {
+            let found = self
+                .telegram
+                .sent_to(chat)
+                .into_iter()
+                .skip(skip)
+                .find(|call| {
+                    ["text", "caption", "title"]
+                        .iter()
+                        .any(|field| call.str_param(field).is_some_and(|t| t.contains(needle)))
+                });
+            if let Some(call) = found {
+                return call;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let sent: Vec<String> = self
+            .telegram
+            .sent_to(chat)
+            .iter()
+            .map(|call| format!("{} {}", call.method, call.params))
+            .collect();
+        panic!("no message to {chat} containing {needle:?}; sent: {sent:#?}");
+    }
+
+    fn sent(&self, chat: i64) -> usize {
+        self.telegram.sent_to(chat).len()
+    }
+
+    async fn customer(&self, telegram: i64) -> cybervpn_domain::Customer {
+        self.db
+            .customers()
+            .find_by_telegram_id(TelegramId::new(telegram).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn message_id(call: &Call) -> i64 {
+    call.result().unwrap()["message_id"].as_i64().unwrap()
+}
+
+/// The callback data of the button in `call`'s inline keyboard whose data starts with `prefix`.
+fn button(call: &Call, prefix: &str) -> String {
+    call.params["reply_markup"]["inline_keyboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap())
+        .filter_map(|button| button["callback_data"].as_str())
+        .find(|data| data.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} button in {}", call.params))
+        .to_owned()
+}
+
+fn terminate(child: &mut Child) -> bool {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.success();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_register_take_the_trial_connect_refer_and_pay_with_stars_in_the_bot() {
+    let world = World::new().await;
+    let mut worker = world.spawn("cybervpn-worker");
+    let mut bot = world.spawn("cybervpn-bot");
+    let telegram = &world.telegram;
+
+    // Alice starts the bot and shares her referral link.
+    let alice = User::new(5001, "Alice")
+        .with_username("alice")
+        .with_language("en");
+    telegram.send_text(&alice, alice.id, "/start");
+    world
+        .reply(alice.id, 0, "Welcome to CyberVPN, Alice!")
+        .await;
+    let skip = world.sent(alice.id);
+    telegram.send_text(&alice, alice.id, "/referral");
+    let stats = world.reply(alice.id, skip, "start=ref_").await;
+    let text = stats.str_param("text").unwrap().to_owned();
+    let code = text
+        .split("start=ref_")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains("https://t.me/cybervpn_test_bot?start=ref_"),
+        "{text}"
+    );
+
+    // Bob follows it (in Russian), takes the trial and gets his config with a QR code.
+    let bob = User::new(5002, "Боб").with_language("ru");
+    telegram.send_text(&bob, bob.id, &format!("/start ref_{code}"));
+    let welcome = world
+        .reply(bob.id, 0, "Добро пожаловать в CyberVPN, Боб!")
+        .await;
+    assert!(
+        welcome.str_param("text").unwrap().contains("приглашению"),
+        "{}",
+        welcome.params
+    );
+    let menu = world.reply(bob.id, 0, "Что вы хотите сделать?").await;
+    assert_eq!(button(&menu, "trial"), "trial");
+    let alice_customer = world.customer(alice.id).await;
+    let bonus = world
+        .db
+        .subscriptions()
+        .current_for(alice_customer.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        bonus.expires_at > chrono::Utc::now() + chrono::Duration::days(2),
+        "Alice got her referral days"
+    );
+
+    let skip = world.sent(bob.id);
+    telegram.press_button(&bob, message_id(&menu), "trial");
+    world
+        .reply(bob.id, skip, "Бесплатный период активен до")
+        .await;
+    let bob_customer = world.customer(bob.id).await;
+    let panel_user = format!("cv_{}", bob_customer.id.as_uuid().simple());
+    for _ in 0..300 {
+        if world.panel.user_by_username(&panel_user).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        world.panel.user_by_username(&panel_user).is_some(),
+        "the worker provisioned the trial"
+    );
+    let mut photo = None;
+    for _ in 0..20 {
+        let skip = world.sent(bob.id);
+        telegram.send_text(&bob, bob.id, "/config");
+        let reply = world.reply(bob.id, skip, "").await;
+        if reply.method == "sendPhoto" {
+            photo = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let photo = photo.expect("a QR photo once provisioned");
+    assert!(photo.file("photo").unwrap().bytes.starts_with(b"\x89PNG"));
+    assert!(
+        photo.str_param("caption").unwrap().contains("https://"),
+        "{}",
+        photo.params
+    );
+    let skip = world.sent(bob.id);
+    telegram.send_text(&bob, bob.id, "/trial");
+    world.reply(bob.id, skip, "уже использовали").await;
+
+    // Carol buys Pro for 30 days with Stars: plan → duration → gateway → invoice → pre-checkout → paid.
+    let carol = User::new(5003, "Carol").with_language("en");
+    telegram.send_text(&carol, carol.id, "/start");
+    world.reply(carol.id, 0, "Welcome").await;
+    let skip = world.sent(carol.id);
+    telegram.send_text(&carol, carol.id, "/plans");
+    let tiers = world.reply(carol.id, skip, "Choose a plan").await;
+    let skip = world.sent(carol.id);
+    telegram.press_button(&carol, message_id(&tiers), "tier:pro");
+    let durations = world.reply(carol.id, skip, "choose how long").await;
+    let plan = button(&durations, "plan:");
+    let skip = world.sent(carol.id);
+    telegram.press_button(&carol, message_id(&durations), &plan);
+    let gateways = world
+        .reply(carol.id, skip, "How would you like to pay")
+        .await;
+    let pay = button(&gateways, "pay:");
+    assert!(pay.ends_with(":xtr"), "{pay}");
+    let skip = world.sent(carol.id);
+    telegram.press_button(&carol, message_id(&gateways), &pay);
+    let invoice = world.reply(carol.id, skip, "CyberVPN Pro").await;
+    assert_eq!(invoice.method, "sendInvoice");
+    assert_eq!(invoice.str_param("currency"), Some("XTR"));
+    let payload = invoice.str_param("payload").unwrap().to_owned();
+    let stars = invoice.params["prices"][0]["amount"].as_i64().unwrap();
+
+    let query = telegram.pre_checkout(&carol, "XTR", stars, &payload);
+    for _ in 0..200 {
+        if !telegram.precheckout_answers().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answer = telegram.precheckout_answers().pop().unwrap();
+    assert_eq!(answer.query_id, query);
+    assert!(answer.ok, "{answer:?}");
+    assert!(answer.elapsed < Duration::from_secs(10));
+    // Telegram delivers `successful_payment` twice: the days are added once.
+    let skip = world.sent(carol.id);
+    telegram.successful_payment(&carol, "XTR", stars, &payload, "stxE2E-1");
+    world.reply(carol.id, skip, "Payment received").await;
+    let carol_customer = world.customer(carol.id).await;
+    let after_first = world
+        .db
+        .subscriptions()
+        .current_for(carol_customer.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let skip = world.sent(carol.id);
+    telegram.successful_payment(&carol, "XTR", stars, &payload, "stxE2E-1");
+    world.reply(carol.id, skip, "Payment received").await;
+    let after_second = world
+        .db
+        .subscriptions()
+        .current_for(carol_customer.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after_first.expires_at, after_second.expires_at,
+        "credited exactly once"
+    );
+    let days = (after_second.expires_at - chrono::Utc::now()).num_hours() / 24;
+    assert_eq!(days, 29, "Pro 30 days, once");
+
+    // Language switch, unknown user, support.
+    let skip = world.sent(carol.id);
+    telegram.press_button(&carol, message_id(&tiers), "lang:ru");
+    world.reply(carol.id, skip, "Язык изменён на русский").await;
+    let skip = world.sent(carol.id);
+    telegram.send_text(&carol, carol.id, "/support");
+    world.reply(carol.id, skip, "Опишите проблему").await;
+    let skip = world.sent(carol.id);
+    telegram.send_text(&carol, carol.id, "VPN is slow in the evening");
+    world.reply(carol.id, skip, "Спасибо! Ваше обращение").await;
+    let stranger = User::new(5999, "Eve").with_language("en");
+    telegram.send_text(&stranger, stranger.id, "/config");
+    world
+        .reply(stranger.id, 0, "Please send /start first")
+        .await;
+
+    // The bot's own health and metrics.
+    let listen = &world
+        .env
+        .iter()
+        .find(|(k, _)| k == "CYBERVPN_BOT_LISTEN")
+        .unwrap()
+        .1;
+    let metrics = reqwest::get(format!("http://{listen}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for metric in [
+        "bot_updates_total",
+        "bot_commands_total{command=\"start\"}",
+        "bot_api_requests_total{method=\"sendInvoice\",status=\"200\"}",
+        "bot_payments_total{gateway=\"telegram_stars\",status=\"credited\"} 1",
+        "bot_payments_total{gateway=\"telegram_stars\",status=\"duplicate\"} 1",
+    ] {
+        assert!(metrics.contains(metric), "{metric} in\n{metrics}");
+    }
+    assert!(!metrics.contains(BOT_TOKEN), "no secret in metrics");
+    assert!(
+        telegram.unanswered_callbacks().is_empty(),
+        "every button press is answered"
+    );
+
+    assert!(terminate(&mut bot), "the bot stops cleanly on SIGTERM");
+    assert!(terminate(&mut worker));
+    world.handle.stop(true).await;
+}
