@@ -14,7 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out.join("cybervpn_descriptor.bin"))
         .compile_with_config(
             config,
-            &["../../proto/cybervpn/bot/v1/bot.proto"],
+            &[
+                "../../proto/cybervpn/bot/v1/bot.proto",
+                "../../proto/cybervpn/bot/v1/admin.proto",
+            ],
             &["../../proto"],
         )?;
     Ok(())

@@ -12,6 +12,7 @@ mod m20261126_000004_operations;
 mod m20261126_000005_trials_referrals;
 mod m20261126_000006_payment_terms;
 mod m20261126_000007_promo_refunds;
+mod m20261126_000008_staff_telegram;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_trials_referrals::Migration),
             Box::new(m20261126_000006_payment_terms::Migration),
             Box::new(m20261126_000007_promo_refunds::Migration),
+            Box::new(m20261126_000008_staff_telegram::Migration),
         ]
     }
 }

@@ -69,6 +69,11 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
     ),
     ("uq_promo_codes_code", "promo_codes.code", "promo code"),
     (
+        "uq_staff_telegram_links_telegram_id",
+        "staff_telegram_links.telegram_id",
+        "staff link of this Telegram account",
+    ),
+    (
         "uq_promo_redemptions_customer",
         "promo_redemptions.promo_code_id, promo_redemptions.customer_id",
         "use of this promo code by this customer",

@@ -17,6 +17,7 @@ pub use error::DbError;
 pub use repo::{
     audit::{Audit, AuditEntry},
     customers::{CustomerRecord, CustomerSearch, Customers},
+    dashboard::{Dashboard, Revenue},
     notifications::{Audience, Notification, Notifications},
     outbox::{Outbox, OutboxMessage},
     payments::{PaymentSearch, Payments},
@@ -27,6 +28,7 @@ pub use repo::{
     sessions::{Rotation, Sessions},
     snapshots::Snapshots,
     staff::Staff,
+    staff_links::StaffLinks,
     subscriptions::Subscriptions,
     trials::{Trial, Trials},
     two_factor::{Enrollment, TwoFactor},

@@ -5,6 +5,7 @@
 //! polling; dialogue state lives in the shared store (Redis, or this process in standalone) so it survives a
 //! restart. All texts come from the Fluent files in `locales/`.
 
+mod admin;
 mod i18n;
 mod metrics;
 
@@ -13,7 +14,9 @@ use std::{future::Future, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use cybervpn_config::Config;
 use cybervpn_kv::{RateDecision, Store};
-use cybervpn_rpc::bot::v1::{self as pb, bot_service_client::BotServiceClient};
+use cybervpn_rpc::bot::v1::{
+    self as pb, admin_service_client::AdminServiceClient, bot_service_client::BotServiceClient,
+};
 use frankenstein::{
     AsyncTelegramApi, ParseMode,
     client_reqwest::Bot as Telegram,
@@ -34,6 +37,8 @@ use tonic::{Code, Status, service::interceptor::InterceptedService, transport::C
 
 /// The api's `BotService`, with the bot's service token on every call.
 type Rpc = BotServiceClient<InterceptedService<Channel, cybervpn_rpc::BearerToken>>;
+/// The api's `AdminService`, likewise.
+type AdminRpc = AdminServiceClient<InterceptedService<Channel, cybervpn_rpc::BearerToken>>;
 
 /// Dialogue states kept per Telegram user.
 const DIALOG_SUPPORT: i64 = 1;
@@ -52,6 +57,7 @@ const TIERS: [&str; 4] = ["basic", "pro", "ultra", "cyber"];
 pub struct App {
     telegram: Telegram,
     rpc: Rpc,
+    admin: AdminRpc,
     store: Store,
     metrics: BotMetrics,
     config: Arc<Config>,
@@ -90,7 +96,8 @@ impl App {
             .map_err(|status| anyhow::anyhow!(status.message().to_owned()))?;
         let mut app = Self {
             telegram,
-            rpc: BotServiceClient::with_interceptor(channel, bearer),
+            rpc: BotServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            admin: AdminServiceClient::with_interceptor(channel, bearer),
             store,
             metrics,
             username: config.bot.username.clone().unwrap_or_default(),
@@ -110,7 +117,7 @@ impl App {
     pub async fn set_commands(&self) {
         for lang in [Lang::En, Lang::Ru] {
             let commands = [
-                "start", "plans", "trial", "config", "referral", "support", "language",
+                "start", "plans", "trial", "config", "referral", "support", "language", "admin",
             ]
             .iter()
             .map(|command| {
@@ -277,6 +284,8 @@ impl App {
                 "referral" => self.referral(user, chat, lang).await,
                 "support" => self.support(user, chat, lang).await,
                 "language" => self.language_menu(chat, lang).await,
+                "link" => self.link(user, chat, lang, argument.trim()).await,
+                "admin" => self.admin_menu(user, chat, lang).await,
                 _ => {
                     self.send(chat, &text(lang, "unknown-command"), None).await;
                     self.menu(user, chat, lang).await;
@@ -289,8 +298,12 @@ impl App {
             .await
             .ok()
             .and_then(|values| values.first().copied().flatten());
-        if dialog == Some(DIALOG_SUPPORT) {
-            return self.support_text(user, chat, lang, body).await;
+        match dialog {
+            Some(DIALOG_SUPPORT) => return self.support_text(user, chat, lang, body).await,
+            Some(admin::DIALOG_ADMIN_SEARCH) => {
+                return self.admin_search(user, chat, lang, body).await;
+            }
+            _ => {}
         }
         self.send(chat, &text(lang, "unknown-command"), None).await;
         self.menu(user, chat, lang).await;
@@ -333,6 +346,9 @@ impl App {
             (Some("support"), None, None) => self.support(user, chat, lang).await,
             (Some("lang"), None, None) => self.language_menu(chat, lang).await,
             (Some("lang"), Some(code), None) => self.set_language(user, chat, code).await,
+            (Some("adm"), Some(action), target) => {
+                self.admin_action(user, chat, lang, action, target).await;
+            }
             _ => self.menu(user, chat, lang).await,
         }
     }

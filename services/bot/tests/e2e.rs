@@ -19,6 +19,7 @@ const BOT_TOKEN: &str = "4242:BOT-e2e-token";
 const SERVICE_TOKEN: &str = "bot-service-token-e2e-0123456789abcdef";
 
 struct World {
+    base: String,
     telegram: TelegramFake,
     panel: PanelFake,
     db: cybervpn_db::Db,
@@ -50,6 +51,7 @@ impl World {
             .await
             .unwrap();
         let grpc = api.grpc_addr().unwrap();
+        let base = format!("http://{}", api.addr());
         let handle = api.handle();
         tokio::spawn(api.run());
         let env = [
@@ -77,6 +79,7 @@ impl World {
         .collect();
         let db = cybervpn_db::Db::from_connection(test_db.connect().await);
         Self {
+            base,
             telegram,
             panel,
             db,
@@ -142,6 +145,48 @@ impl World {
             .await
             .unwrap()
             .unwrap()
+    }
+}
+
+impl World {
+    /// A one-time Telegram link code for a new staff member of `role`.
+    async fn staff_link_code(&self, role: cybervpn_domain::StaffRole, name: &str) -> String {
+        let email = format!("{name}@staff.example.com");
+        let password = "staff password 1234";
+        let hash = cybervpn_auth::PasswordHasher::owasp()
+            .hash(&cybervpn_auth::Password::for_login(password).unwrap())
+            .unwrap();
+        self.db
+            .staff()
+            .create(
+                cybervpn_domain::Email::parse(&email).unwrap(),
+                cybervpn_domain::Username::parse(name).unwrap(),
+                role,
+                hash,
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+        let http = reqwest::Client::new();
+        let login: serde_json::Value = http
+            .post(format!("{}/api/v1/admin/auth/login", self.base))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["access_token"].as_str().unwrap();
+        let issued = http
+            .post(format!("{}/api/v1/admin/auth/telegram-link", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(issued.status(), 201);
+        let issued: serde_json::Value = issued.json().await.unwrap();
+        issued["code"].as_str().unwrap().to_owned()
     }
 }
 
@@ -394,5 +439,113 @@ async fn customers_register_take_the_trial_connect_refer_and_pay_with_stars_in_t
 
     assert!(terminate(&mut bot), "the bot stops cleanly on SIGTERM");
     assert!(terminate(&mut worker));
+    world.handle.stop(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_link_telegram_and_run_the_admin_panel_with_their_role() {
+    let world = World::new().await;
+    let mut bot = world.spawn("cybervpn-bot");
+    let telegram = &world.telegram;
+
+    // A customer to act on, and a customer who tries the panel.
+    let dave = User::new(6001, "Dave")
+        .with_username("dave_customer")
+        .with_language("en");
+    telegram.send_text(&dave, dave.id, "/start");
+    world.reply(dave.id, 0, "Welcome").await;
+    let skip = world.sent(dave.id);
+    telegram.send_text(&dave, dave.id, "/admin");
+    world.reply(dave.id, skip, "This is for staff").await;
+    let skip = world.sent(dave.id);
+    telegram.send_text(&dave, dave.id, "/link NOTACODE");
+    world.reply(dave.id, skip, "wrong, used or expired").await;
+
+    // An admin links their Telegram account with a one-time code and uses the panel.
+    let admin = User::new(6100, "Ops").with_language("en");
+    let code = world
+        .staff_link_code(cybervpn_domain::StaffRole::Admin, "ops_admin")
+        .await;
+    telegram.send_text(&admin, admin.id, &format!("/link {code}"));
+    world
+        .reply(admin.id, 0, "linked to your staff account (admin)")
+        .await;
+    let skip = world.sent(admin.id);
+    let other = User::new(6101, "Thief").with_language("en");
+    telegram.send_text(&other, other.id, &format!("/link {code}"));
+    world.reply(other.id, 0, "wrong, used or expired").await;
+
+    telegram.send_text(&admin, admin.id, "/admin");
+    let menu = world
+        .reply(admin.id, skip, "Admin panel — ops_admin (admin)")
+        .await;
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&menu), "adm:stats");
+    let stats = world.reply(admin.id, skip, "Customers: 1").await;
+    assert!(
+        stats
+            .str_param("text")
+            .unwrap()
+            .contains("Revenue today: none"),
+        "{}",
+        stats.params
+    );
+
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&menu), "adm:find");
+    world
+        .reply(admin.id, skip, "Send an email, username or Telegram id")
+        .await;
+    let skip = world.sent(admin.id);
+    telegram.send_text(&admin, admin.id, "dave_customer");
+    let found = world.reply(admin.id, skip, "dave_customer · active").await;
+    let ban = button(&found, "adm:ban:");
+    let extend = button(&found, "adm:ext:");
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&found), &extend);
+    world
+        .reply(admin.id, skip, "Extended: the subscription now runs until")
+        .await;
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&found), &ban);
+    world.reply(admin.id, skip, "dave_customer is banned").await;
+    let dave_customer = world.customer(dave.id).await;
+    assert_eq!(
+        dave_customer.status,
+        cybervpn_domain::CustomerStatus::Disabled
+    );
+    let audit = world.db.audit().list(None, 100).await.unwrap();
+    let actions: Vec<&str> = audit.iter().map(|entry| entry.action.as_str()).collect();
+    assert!(
+        actions.contains(&"customer.ban") && actions.contains(&"subscription.extend"),
+        "{actions:?}"
+    );
+    let skip = world.sent(dave.id);
+    telegram.send_text(&dave, dave.id, "/config");
+    world.reply(dave.id, skip, "Your account is blocked").await;
+
+    // A viewer may look up customers but not ban them, even by pressing a forged button.
+    let viewer = User::new(6200, "Viewer").with_language("en");
+    let code = world
+        .staff_link_code(cybervpn_domain::StaffRole::Viewer, "ops_viewer")
+        .await;
+    telegram.send_text(&viewer, viewer.id, &format!("/link {code}"));
+    let linked = world.reply(viewer.id, 0, "(viewer)").await;
+    let skip = world.sent(viewer.id);
+    telegram.press_button(&viewer, message_id(&linked), &ban.replace("adm:ban:", "adm:unban:"));
+    world
+        .reply(viewer.id, skip, "Your role does not allow this")
+        .await;
+    let skip = world.sent(viewer.id);
+    telegram.press_button(&viewer, message_id(&linked), "adm:stats");
+    world
+        .reply(viewer.id, skip, "Your role does not allow this")
+        .await;
+    assert_eq!(
+        world.customer(dave.id).await.status,
+        cybervpn_domain::CustomerStatus::Disabled,
+        "still banned"
+    );
+    assert!(terminate(&mut bot));
     world.handle.stop(true).await;
 }

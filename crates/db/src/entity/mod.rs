@@ -19,6 +19,8 @@ pub mod refresh_token;
 pub mod server;
 pub mod snapshot;
 pub mod staff_account;
+pub mod staff_link_code;
+pub mod staff_telegram_link;
 pub mod subscription;
 pub mod trial;
 pub mod two_factor;

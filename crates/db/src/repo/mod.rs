@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod customers;
+pub(crate) mod dashboard;
 pub(crate) mod notifications;
 pub(crate) mod outbox;
 pub(crate) mod payments;
@@ -12,6 +13,7 @@ pub(crate) mod servers;
 pub(crate) mod sessions;
 pub(crate) mod snapshots;
 pub(crate) mod staff;
+pub(crate) mod staff_links;
 pub(crate) mod subscriptions;
 pub(crate) mod trials;
 pub(crate) mod two_factor;

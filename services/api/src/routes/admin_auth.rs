@@ -94,3 +94,40 @@ impl From<cybervpn_domain::StaffAccount> for StaffView {
 pub(crate) async fn staff_me(staff: Staff<perm::AnyRole>) -> web::Json<StaffView> {
     web::Json(staff.account.into())
 }
+
+/// A one-time code that links a Telegram account to the signed-in staff member.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TelegramLinkCode {
+    /// Send `/link <code>` to the bot from the Telegram account to link.
+    code: String,
+    /// The code stops working then (10 minutes), or once used.
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Issues a one-time code that links the caller's staff account to a Telegram account (for the bot's admin
+/// panel, which then acts with the caller's role).
+#[utoipa::path(
+    tag = "admin",
+    security(("staff" = [])),
+    responses(
+        (status = 201, description = "The code", body = TelegramLinkCode),
+        (status = 401, description = "Missing or invalid staff token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/admin/auth/telegram-link")]
+pub(crate) async fn telegram_link_code(
+    staff: Staff<perm::AnyRole>,
+    state: web::Data<AppState>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    use chrono::SubsecRound as _;
+    let code = crate::routes::referral::new_referral_code();
+    let expires_at = chrono::Utc::now().trunc_subsecs(6) + crate::grpc::LINK_CODE_TTL;
+    cybervpn_db::StaffLinks::on(state.db.conn())
+        .issue_code(
+            &crate::grpc::link_code_hash(&code),
+            staff.account.id,
+            expires_at,
+        )
+        .await?;
+    Ok(actix_web::HttpResponse::Created().json(TelegramLinkCode { code, expires_at }))
+}

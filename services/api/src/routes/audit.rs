@@ -26,6 +26,11 @@ pub(crate) const MAX_PAGE: u64 = 100;
 pub(crate) struct RequestTag(Option<String>);
 
 impl RequestTag {
+    /// A tag for a change made through gRPC (no HTTP request id): `grpc-<uuid>`.
+    pub(crate) fn grpc() -> Self {
+        Self(Some(format!("grpc-{}", uuid::Uuid::now_v7().simple())))
+    }
+
     /// The request id, if the request had one.
     pub(crate) fn id(&self) -> Option<&str> {
         self.0.as_deref()

@@ -53,6 +53,7 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(admin_auth::staff_login)
                 .service(admin_auth::staff_login_two_factor)
                 .service(admin_auth::staff_me)
+                .service(admin_auth::telegram_link_code)
                 .service(users::list_customers)
                 .service(users::get_customer)
                 .service(users::update_customer)

@@ -334,6 +334,13 @@ pub(crate) struct SubscriptionView {
     subscription_url: Option<String>,
 }
 
+impl SubscriptionView {
+    /// When the subscription ends.
+    pub(crate) const fn expires_at(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+}
+
 impl From<&Subscription> for SubscriptionView {
     fn from(s: &Subscription) -> Self {
         Self {
@@ -374,7 +381,26 @@ pub(crate) async fn extend_subscription(
     request: RequestTag,
 ) -> Result<web::Json<SubscriptionView>, ApiError> {
     let (id, body) = parts;
-    let customer = CustomerId::from_uuid(*id);
+    let view = extend(
+        &state,
+        &staff.account,
+        &request,
+        CustomerId::from_uuid(*id),
+        body.days,
+    )
+    .await?;
+    Ok(web::Json(view))
+}
+
+/// Adds `days` to the customer's current subscription (or starts one), audited and provisioned in one
+/// transaction: the HTTP route and the bot's admin panel.
+pub(crate) async fn extend(
+    state: &AppState,
+    staff: &cybervpn_domain::StaffAccount,
+    request: &RequestTag,
+    customer: CustomerId,
+    days: u32,
+) -> Result<SubscriptionView, ApiError> {
     let now = Utc::now().trunc_subsecs(6);
     let txn = audit::begin(&state.db).await?;
     // Locks the customer: two extensions of one customer queue up instead of racing.
@@ -384,19 +410,13 @@ pub(crate) async fn extend_subscription(
         Some(current) => {
             let mut subscription = repo.lock(current.id).await?;
             let before = audit::snapshot(&SubscriptionView::from(&subscription))?;
-            subscription.extend_by(body.days, now)?;
+            subscription.extend_by(days, now)?;
             repo.save(&subscription).await?;
             (subscription, Some(before))
         }
         None => {
-            let subscription = Subscription::start(
-                customer,
-                None,
-                body.days,
-                TrafficLimit::Unlimited,
-                None,
-                now,
-            )?;
+            let subscription =
+                Subscription::start(customer, None, days, TrafficLimit::Unlimited, None, now)?;
             repo.create(&subscription).await?;
             (subscription, None)
         }
@@ -408,13 +428,11 @@ pub(crate) async fn extend_subscription(
         target_kind: "customer",
         target_id: customer.as_uuid(),
         before,
-        after: Some(
-            serde_json::json!({ "days": body.days, "subscription": audit::snapshot(&view)? }),
-        ),
+        after: Some(serde_json::json!({ "days": days, "subscription": audit::snapshot(&view)? })),
     };
-    audit::record(&txn, &staff.account, &request, change, now).await?;
+    audit::record(&txn, staff, &request, change, now).await?;
     audit::commit(txn).await?;
-    Ok(web::Json(view))
+    Ok(view)
 }
 
 /// Writes a provisioning job for `subscription` to the outbox of `txn`.

@@ -397,11 +397,7 @@ pub(crate) async fn ban_customer(
 ) -> Result<web::Json<CustomerAdminView>, ApiError> {
     let (id, body) = parts;
     let reason = ban_reason(&body)?;
-    let change = StatusChange {
-        action: "customer.ban",
-        from_disabled: false,
-        reason,
-    };
+    let change = StatusChange::ban(reason);
     set_banned(
         &state,
         &staff.account,
@@ -432,11 +428,7 @@ pub(crate) async fn unban_customer(
     state: web::Data<AppState>,
     request: RequestTag,
 ) -> Result<web::Json<CustomerAdminView>, ApiError> {
-    let change = StatusChange {
-        action: "customer.unban",
-        from_disabled: true,
-        reason: None,
-    };
+    let change = StatusChange::unban();
     set_banned(
         &state,
         &staff.account,
@@ -476,15 +468,35 @@ fn ban_reason(body: &[u8]) -> Result<Option<String>, ApiError> {
 }
 
 /// A ban or an unban.
-struct StatusChange {
+pub(crate) struct StatusChange {
     action: &'static str,
     /// Whether the customer must be banned now (unban) or not (ban).
     from_disabled: bool,
     reason: Option<String>,
 }
 
+impl StatusChange {
+    /// A ban, with the staff member's reason.
+    pub(crate) const fn ban(reason: Option<String>) -> Self {
+        Self {
+            action: "customer.ban",
+            from_disabled: false,
+            reason,
+        }
+    }
+
+    /// Lifting a ban.
+    pub(crate) const fn unban() -> Self {
+        Self {
+            action: "customer.unban",
+            from_disabled: true,
+            reason: None,
+        }
+    }
+}
+
 /// Bans or unbans in one transaction with the session revocation and the audit entry.
-async fn set_banned(
+pub(crate) async fn set_banned(
     state: &AppState,
     staff: &StaffAccount,
     request: &RequestTag,

@@ -65,3 +65,29 @@ command-config = My VPN config and QR code
 command-referral = Invite friends
 command-support = Contact support
 command-language = Change language
+admin-linked = Your Telegram account is now linked to your staff account ({ $role }). Send /admin to open the panel.
+admin-link-failed = The code is wrong, used or expired. Get a new one in the admin panel.
+admin-only = This is for staff. Link your account first: get a code in the admin panel and send /link CODE.
+admin-denied = Your role does not allow this.
+admin-menu = Admin panel — { $username } ({ $role }).
+button-admin-stats = 📊 Stats
+button-admin-find = 🔎 Find customer
+admin-stats = Customers: { $customers }
+    Active subscriptions: { $active }
+    Trials taken: { $trials }
+    Revenue today: { $today }
+    Last 7 days: { $week }
+    Last 30 days: { $month }
+admin-no-revenue = none
+admin-find-prompt = Send an email, username or Telegram id.
+admin-no-results = No customer found.
+admin-customer = { $username } · { $status }
+    Email: { $email } · Telegram: { $telegram }
+    Subscription: { $subscription }
+button-ban = 🚫 Ban
+button-unban = ✅ Unban
+button-extend = ➕ 30 days
+admin-banned = { $username } is banned.
+admin-unbanned = { $username } is unbanned.
+admin-extended = Extended: the subscription now runs until { $until }.
+command-admin = Admin panel (staff)

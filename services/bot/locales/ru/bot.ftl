@@ -65,3 +65,29 @@ command-config = Мой VPN-конфиг и QR-код
 command-referral = Пригласить друзей
 command-support = Написать в поддержку
 command-language = Сменить язык
+admin-linked = Ваш Telegram привязан к аккаунту сотрудника ({ $role }). Отправьте /admin, чтобы открыть панель.
+admin-link-failed = Код неверный, уже использован или истёк. Получите новый в админ-панели.
+admin-only = Это для сотрудников. Сначала привяжите аккаунт: получите код в админ-панели и отправьте /link КОД.
+admin-denied = Ваша роль этого не позволяет.
+admin-menu = Админ-панель — { $username } ({ $role }).
+button-admin-stats = 📊 Статистика
+button-admin-find = 🔎 Найти клиента
+admin-stats = Клиентов: { $customers }
+    Активных подписок: { $active }
+    Взято пробных периодов: { $trials }
+    Выручка сегодня: { $today }
+    За 7 дней: { $week }
+    За 30 дней: { $month }
+admin-no-revenue = нет
+admin-find-prompt = Отправьте email, имя пользователя или Telegram id.
+admin-no-results = Клиент не найден.
+admin-customer = { $username } · { $status }
+    Email: { $email } · Telegram: { $telegram }
+    Подписка: { $subscription }
+button-ban = 🚫 Заблокировать
+button-unban = ✅ Разблокировать
+button-extend = ➕ 30 дней
+admin-banned = { $username } заблокирован.
+admin-unbanned = { $username } разблокирован.
+admin-extended = Продлено: подписка действует до { $until }.
+command-admin = Админ-панель (для сотрудников)

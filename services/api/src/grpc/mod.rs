@@ -1,5 +1,5 @@
-//! The internal gRPC server: `cybervpn.bot.v1.BotService` for the Telegram bot, `grpc.health.v1` and server
-//! reflection (`v1` and `v1alpha`), behind the per-service token check.
+//! The internal gRPC server: `cybervpn.bot.v1.BotService` and `AdminService` for the Telegram bot,
+//! `grpc.health.v1` and server reflection (`v1` and `v1alpha`), behind the per-service token check.
 //!
 //! Every method calls the same application functions as the HTTP routes; domain errors map to `Status` by
 //! their catalogue code.
@@ -18,6 +18,10 @@ use cybervpn_rpc::{
     bot::v1::{self as pb, bot_service_server::BotService},
 };
 use tonic::{Request, Response, Status};
+
+mod admin;
+
+pub(crate) use admin::{LINK_CODE_TTL, link_code_hash};
 
 use crate::{
     error::ApiError,
@@ -61,7 +65,7 @@ impl From<ApiError> for Status {
     }
 }
 
-fn status(err: impl Into<ApiError>) -> Status {
+pub(crate) fn status(err: impl Into<ApiError>) -> Status {
     err.into().into()
 }
 
@@ -83,12 +87,22 @@ pub(crate) async fn serve(
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(cybervpn_rpc::FILE_DESCRIPTOR_SET)
         .build_v1alpha();
+    health
+        .set_serving::<pb::admin_service_server::AdminServiceServer<admin::Admin>>()
+        .await;
+    let admin = pb::admin_service_server::AdminServiceServer::with_interceptor(
+        admin::Admin {
+            state: state.clone(),
+        },
+        auth.clone(),
+    );
     let bot = pb::bot_service_server::BotServiceServer::with_interceptor(Bot { state }, auth);
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1?)
         .add_service(reflection_v1alpha?)
         .add_service(bot)
+        .add_service(admin)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),
             shutdown,
@@ -166,7 +180,7 @@ fn subscription_view(subscription: &Subscription) -> pb::Subscription {
     }
 }
 
-fn parse_uuid(field: &'static str, text: &str) -> Result<uuid::Uuid, Status> {
+pub(crate) fn parse_uuid(field: &'static str, text: &str) -> Result<uuid::Uuid, Status> {
     uuid::Uuid::try_parse(text.trim())
         .map_err(|_| Status::invalid_argument(format!("{field} must be a UUID")))
 }
