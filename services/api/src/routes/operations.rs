@@ -430,7 +430,7 @@ pub(crate) async fn extend(
         before,
         after: Some(serde_json::json!({ "days": days, "subscription": audit::snapshot(&view)? })),
     };
-    audit::record(&txn, staff, &request, change, now).await?;
+    audit::record(&txn, staff, request, change, now).await?;
     audit::commit(txn).await?;
     Ok(view)
 }
