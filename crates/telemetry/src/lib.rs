@@ -7,7 +7,7 @@ mod external;
 mod ops;
 
 pub use external::{AttemptError, ExternalMetrics, MAX_RETRIES};
-pub use ops::{HealthCheck, OpsServer, shutdown_signal};
+pub use ops::{HealthCheck, OpsServer, Webhook, WebhookHandler, shutdown_signal};
 
 use cybervpn_config::{LogConfig, LogFormat};
 use prometheus::{

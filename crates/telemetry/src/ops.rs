@@ -18,6 +18,25 @@ pub type HealthCheck = Arc<
         + Sync,
 >;
 
+/// Handles a `POST` to the webhook path: the request headers and raw body in, the response status out.
+pub type WebhookHandler = Arc<
+    dyn Fn(hyper::HeaderMap, Bytes) -> std::pin::Pin<Box<dyn Future<Output = StatusCode> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Largest webhook body accepted (Telegram updates are far smaller).
+const MAX_WEBHOOK_BODY: usize = 1024 * 1024;
+
+/// A `POST` route served beside `/health` and `/metrics` (the bot's Telegram webhook).
+#[derive(Clone)]
+pub struct Webhook {
+    /// The request path, such as `/telegram`.
+    pub path: String,
+    /// What answers it.
+    pub handler: WebhookHandler,
+}
+
 /// A running operations endpoint; [`OpsServer::stop`] ends it.
 pub struct OpsServer {
     stop: tokio::sync::watch::Sender<bool>,
@@ -27,8 +46,18 @@ pub struct OpsServer {
 impl OpsServer {
     /// Serves `/health` and `/metrics` on `listener` in the background.
     pub fn spawn(listener: TcpListener, metrics: Metrics, health: HealthCheck) -> Self {
+        Self::spawn_with(listener, metrics, health, None)
+    }
+
+    /// Serves `/health`, `/metrics` and, when given, a webhook route on `listener` in the background.
+    pub fn spawn_with(
+        listener: TcpListener,
+        metrics: Metrics,
+        health: HealthCheck,
+        webhook: Option<Webhook>,
+    ) -> Self {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(serve_ops(listener, metrics, health, async move {
+        let task = tokio::spawn(serve_ops(listener, metrics, health, webhook, async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         }));
         Self { stop, task }
@@ -46,6 +75,7 @@ async fn serve_ops(
     listener: TcpListener,
     metrics: Metrics,
     health: HealthCheck,
+    webhook: Option<Webhook>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     tokio::pin!(shutdown);
@@ -57,11 +87,15 @@ async fn serve_ops(
         let Ok((stream, _)) = accepted else { continue };
         let metrics = metrics.clone();
         let health = health.clone();
+        let webhook = webhook.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<Incoming>| {
                 let metrics = metrics.clone();
                 let health = health.clone();
-                async move { Ok::<_, Infallible>(answer(&request, &metrics, &health).await) }
+                let webhook = webhook.clone();
+                async move {
+                    Ok::<_, Infallible>(answer(request, &metrics, &health, webhook.as_ref()).await)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -71,9 +105,10 @@ async fn serve_ops(
 }
 
 async fn answer(
-    request: &Request<Incoming>,
+    request: Request<Incoming>,
     metrics: &Metrics,
     health: &HealthCheck,
+    webhook: Option<&Webhook>,
 ) -> Response<Full<Bytes>> {
     let reply = |status, content_type, body: Vec<u8>| {
         Response::builder()
@@ -86,6 +121,23 @@ async fn answer(
     let json = |status, value: serde_json::Value| {
         reply(status, "application/json", value.to_string().into_bytes())
     };
+    if let Some(webhook) = webhook.filter(|w| request.uri().path() == w.path)
+        && request.method() == Method::POST
+    {
+        use http_body_util::BodyExt as _;
+        let (parts, body) = request.into_parts();
+        let Ok(body) = http_body_util::Limited::new(body, MAX_WEBHOOK_BODY)
+            .collect()
+            .await
+        else {
+            return json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                serde_json::json!({"error": "body too large or unreadable"}),
+            );
+        };
+        let status = (webhook.handler)(parts.headers, body.to_bytes()).await;
+        return json(status, serde_json::json!({}));
+    }
     if request.method() != Method::GET {
         return json(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -21,8 +21,9 @@ use frankenstein::{
     AsyncTelegramApi, ParseMode,
     client_reqwest::Bot as Telegram,
     methods::{
-        AnswerCallbackQueryParams, AnswerPreCheckoutQueryParams, GetUpdatesParams,
-        SendInvoiceParams, SendMessageParams, SendPhotoParams, SetMyCommandsParams,
+        AnswerCallbackQueryParams, AnswerPreCheckoutQueryParams, DeleteWebhookParams,
+        GetUpdatesParams, SendInvoiceParams, SendMessageParams, SendPhotoParams,
+        SetMyCommandsParams, SetWebhookParams,
     },
     payments::{LabeledPrice, PreCheckoutQuery, RefundedPayment, SuccessfulPayment},
     types::{
@@ -172,6 +173,73 @@ impl App {
                 }
             }
         }
+    }
+
+    /// Registers `url` with Telegram (`setWebhook` with the secret token) and returns the route that receives
+    /// the updates: requests without the secret in `X-Telegram-Bot-Api-Secret-Token` get 401.
+    pub async fn webhook(
+        self: &Arc<Self>,
+        url: &str,
+    ) -> anyhow::Result<cybervpn_telemetry::Webhook> {
+        let secret = self
+            .config
+            .bot
+            .webhook_secret
+            .as_ref()
+            .context("bot.webhook_secret is required in webhook mode")?
+            .expose()
+            .clone();
+        let path = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|slash| rest[slash..].to_owned()))
+            .filter(|path| path.len() > 1)
+            .context("bot.webhook_url must have a path, like https://bot.example.com/telegram")?;
+        let params = SetWebhookParams::builder()
+            .url(url)
+            .secret_token(secret.clone())
+            .allowed_updates(vec![
+                AllowedUpdate::Message,
+                AllowedUpdate::CallbackQuery,
+                AllowedUpdate::PreCheckoutQuery,
+            ])
+            .build();
+        self.call("setWebhook", self.telegram.set_webhook(&params))
+            .await
+            .map_err(|err| anyhow::anyhow!("telegram setWebhook failed: {}", describe(&err)))?;
+        let app = Arc::clone(self);
+        let handler: cybervpn_telemetry::WebhookHandler = Arc::new(move |headers, body| {
+            let app = Arc::clone(&app);
+            let secret = secret.clone();
+            Box::pin(async move {
+                use subtle::ConstantTimeEq as _;
+                let presented = headers
+                    .get("x-telegram-bot-api-secret-token")
+                    .map(|value| value.as_bytes().to_vec())
+                    .unwrap_or_default();
+                if !bool::from(presented.ct_eq(secret.as_bytes())) {
+                    app.metrics
+                        .errors
+                        .with_label_values(&["webhook_secret"])
+                        .inc();
+                    return tonic::codegen::http::StatusCode::UNAUTHORIZED;
+                }
+                match serde_json::from_slice::<Update>(&body) {
+                    Ok(update) => {
+                        // Handled before answering: Telegram redelivers what we did not take.
+                        app.handle(update).await;
+                        tonic::codegen::http::StatusCode::OK
+                    }
+                    Err(_) => {
+                        app.metrics
+                            .errors
+                            .with_label_values(&["malformed_update"])
+                            .inc();
+                        tonic::codegen::http::StatusCode::BAD_REQUEST
+                    }
+                }
+            })
+        });
+        Ok(cybervpn_telemetry::Webhook { path, handler })
     }
 
     /// Handles one update; failures are logged, counted and answered with a friendly message.
@@ -1054,16 +1122,38 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.bot.listen))?;
     let health: cybervpn_telemetry::HealthCheck =
         Arc::new(|| Box::pin(async { Ok(serde_json::json!({ "status": "ok" })) }));
-    let ops = cybervpn_telemetry::OpsServer::spawn(listener, metrics, health);
-    let app = App::new(config, store, bot_metrics).await?;
+    let app = Arc::new(App::new(Arc::clone(&config), store, bot_metrics).await?);
     app.set_commands().await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         cybervpn_telemetry::shutdown_signal().await;
         let _ = stop.send(true);
     });
-    tracing::info!(username = %app.username, "bot polling for updates");
-    app.poll(stopped).await;
+    let ops = match &config.bot.webhook_url {
+        Some(url) => {
+            let webhook = app.webhook(url).await?;
+            let ops =
+                cybervpn_telemetry::OpsServer::spawn_with(listener, metrics, health, Some(webhook));
+            tracing::info!(username = %app.username, "bot receiving updates by webhook");
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+            ops
+        }
+        None => {
+            let ops = cybervpn_telemetry::OpsServer::spawn(listener, metrics, health);
+            // getUpdates answers 409 while a webhook is set: polling takes over from a previous webhook run.
+            let _ = app
+                .call(
+                    "deleteWebhook",
+                    app.telegram
+                        .delete_webhook(&DeleteWebhookParams::builder().build()),
+                )
+                .await;
+            tracing::info!(username = %app.username, "bot polling for updates");
+            app.poll(stopped).await;
+            ops
+        }
+    };
     ops.stop().await;
     Ok(())
 }

@@ -532,7 +532,11 @@ async fn staff_link_telegram_and_run_the_admin_panel_with_their_role() {
     telegram.send_text(&viewer, viewer.id, &format!("/link {code}"));
     let linked = world.reply(viewer.id, 0, "(viewer)").await;
     let skip = world.sent(viewer.id);
-    telegram.press_button(&viewer, message_id(&linked), &ban.replace("adm:ban:", "adm:unban:"));
+    telegram.press_button(
+        &viewer,
+        message_id(&linked),
+        &ban.replace("adm:ban:", "adm:unban:"),
+    );
     world
         .reply(viewer.id, skip, "Your role does not allow this")
         .await;
@@ -545,6 +549,62 @@ async fn staff_link_telegram_and_run_the_admin_panel_with_their_role() {
         world.customer(dave.id).await.status,
         cybervpn_domain::CustomerStatus::Disabled,
         "still banned"
+    );
+    assert!(terminate(&mut bot));
+    world.handle.stop(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_webhook_mode_only_requests_with_the_secret_are_handled() {
+    let mut world = World::new().await;
+    let listen = world
+        .env
+        .iter()
+        .find(|(k, _)| k == "CYBERVPN_BOT_LISTEN")
+        .unwrap()
+        .1
+        .clone();
+    world.env.push((
+        "TELEGRAM_WEBHOOK_URL".to_owned(),
+        format!("http://{listen}/telegram"),
+    ));
+    world.env.push((
+        "TELEGRAM_WEBHOOK_SECRET".to_owned(),
+        "e2e-webhook-secret_1".to_owned(),
+    ));
+    let mut bot = world.spawn("cybervpn-bot");
+    let telegram = &world.telegram;
+    for _ in 0..200 {
+        if telegram.webhook_url().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        telegram.webhook_url(),
+        Some(format!("http://{listen}/telegram"))
+    );
+    let set = telegram.calls_of("setWebhook").pop().unwrap();
+    assert_eq!(set.str_param("secret_token"), Some("e2e-webhook-secret_1"));
+
+    let frank = User::new(7001, "Frank").with_language("en");
+    telegram.send_text(&frank, frank.id, "/start");
+    // Without the secret header (or with a wrong one) the bot refuses the update.
+    let update = telegram.pending_updates().pop().unwrap();
+    assert_eq!(telegram.post_webhook(&update, None).await.unwrap(), 401);
+    assert_eq!(
+        telegram.post_webhook(&update, Some("wrong")).await.unwrap(),
+        401
+    );
+    assert_eq!(world.sent(frank.id), 0);
+    let statuses = telegram.deliver_webhook().await.unwrap();
+    assert_eq!(statuses, [200]);
+    world
+        .reply(frank.id, 0, "Welcome to CyberVPN, Frank!")
+        .await;
+    assert!(
+        telegram.calls_of("getUpdates").is_empty(),
+        "no polling in webhook mode"
     );
     assert!(terminate(&mut bot));
     world.handle.stop(true).await;
