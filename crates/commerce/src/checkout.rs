@@ -188,7 +188,9 @@ pub async fn open_payment(
 /// longer pending.
 pub async fn fail_payment(db: &Db, id: PaymentId, now: DateTime<Utc>) -> Result<bool, DbError> {
     let txn = db.conn().begin().await?;
-    let failed = Payments::on(&txn).fail(id, now).await?;
+    let failed = Payments::on(&txn)
+        .close(id, PaymentStatus::Failed, now)
+        .await?;
     if failed {
         Promos::on(&txn).release(id).await?;
     }
@@ -206,7 +208,10 @@ pub async fn expire_unpaid(db: &Db, now: DateTime<Utc>) -> Result<usize, DbError
         for id in overdue {
             // One transaction each: conditional, so a payment completed meanwhile stays completed.
             let txn = db.conn().begin().await?;
-            if Payments::on(&txn).expire(id, now).await? {
+            if Payments::on(&txn)
+                .close(id, PaymentStatus::Expired, now)
+                .await?
+            {
                 Promos::on(&txn).release(id).await?;
                 closed += 1;
             }

@@ -88,32 +88,55 @@ pub async fn complete_payment(
         return Ok(Completion::AlreadyCompleted);
     }
     let subscription = add_days(&txn, &payment, now).await?;
+    announce(&txn, &payment, &subscription, PaymentEvent::Completed, now).await?;
+    txn.commit().await?;
+    tracing::info!(payment = %payment.id.as_uuid(), days = payment.days, "payment credited");
+    Ok(Completion::Credited(Box::new(subscription)))
+}
+
+/// What happened to a payment, for the customer's notice.
+#[derive(Clone, Copy)]
+enum PaymentEvent {
+    Completed,
+    Refunded,
+}
+
+/// Writes, in `txn`, the panel update of `subscription` and the customer's notice of the payment `event`.
+async fn announce(
+    txn: &cybervpn_db::DatabaseTransaction,
+    payment: &Payment,
+    subscription: &Subscription,
+    event: PaymentEvent,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
     outbox::enqueue(
-        &txn,
+        txn,
         &ProvisionSubscription {
             subscription_id: subscription.id.as_uuid(),
         },
         now,
     )
     .await?;
+    let (kind, what) = match event {
+        PaymentEvent::Completed => ("payment_completed", "received"),
+        PaymentEvent::Refunded => ("payment_refunded", "refunded"),
+    };
     let body = format!(
-        "Payment of {} {} received: your CyberVPN subscription now runs until {}.",
+        "Your payment of {} {} was {what}: your CyberVPN subscription now runs until {}.",
         payment.amount.to_major_string(),
         payment.amount.currency().as_str(),
         subscription.expires_at.format("%Y-%m-%d %H:%M UTC")
     );
     outbox::notify_in(
-        &txn,
-        &format!("payment-completed:{}", payment.id.as_uuid()),
+        txn,
+        &format!("{kind}:{}", payment.id.as_uuid()),
         Audience::Customer(payment.customer_id),
-        "payment_completed",
+        kind,
         &body,
         now,
     )
     .await?;
-    txn.commit().await?;
-    tracing::info!(payment = %payment.id.as_uuid(), days = payment.days, "payment credited");
-    Ok(Completion::Credited(Box::new(subscription)))
+    Ok(())
 }
 
 /// Why this notice must not be credited automatically, if it must not.

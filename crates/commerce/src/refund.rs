@@ -3,12 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use cybervpn_db::{
-    Audience, Audit, AuditEntry, Customers, Db, DbError, Payments, Subscriptions, TransactionTrait,
+    Audit, AuditEntry, Customers, Db, DbError, Payments, Subscriptions, TransactionTrait,
 };
 use cybervpn_domain::{
     DomainError, PaymentId, PaymentStatus, StaffId, Subscription, SubscriptionStatus,
 };
-use cybervpn_jobs::{catalog::ProvisionSubscription, outbox};
 
 /// Who records a refund.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,26 +69,11 @@ pub async fn refund_payment(
         Err(err) => return Err(err),
     };
     if let Some(subscription) = &subscription {
-        outbox::enqueue(
+        crate::announce(
             &txn,
-            &ProvisionSubscription {
-                subscription_id: subscription.id.as_uuid(),
-            },
-            now,
-        )
-        .await?;
-        let body = format!(
-            "Your payment of {} {} was refunded; your CyberVPN subscription now runs until {}.",
-            payment.amount.to_major_string(),
-            payment.amount.currency().as_str(),
-            subscription.expires_at.format("%Y-%m-%d %H:%M UTC")
-        );
-        outbox::notify_in(
-            &txn,
-            &format!("payment-refunded:{}", payment.id.as_uuid()),
-            Audience::Customer(payment.customer_id),
-            "payment_refunded",
-            &body,
+            &payment,
+            subscription,
+            crate::PaymentEvent::Refunded,
             now,
         )
         .await?;

@@ -130,14 +130,17 @@ impl<'a, C: ConnectionTrait> Payments<'a, C> {
         Ok(())
     }
 
-    /// Marks a pending payment failed (its invoice could not be created); false if it was no longer pending.
-    pub async fn fail(
+    /// Closes a pending payment as `closed` (failed or expired); false (nothing changed) if it was no longer
+    /// pending.
+    pub async fn close(
         &self,
         id: PaymentId,
+        closed: PaymentStatus,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, DbError> {
+        PaymentStatus::Pending.transition(closed)?;
         let result = Entity::update_many()
-            .col_expr(Column::Status, Expr::value(PaymentStatus::Failed.as_str()))
+            .col_expr(Column::Status, Expr::value(closed.as_str()))
             .col_expr(Column::UpdatedAt, Expr::value(crate::stored_time(now)))
             .filter(Column::Id.eq(id.as_uuid()))
             .filter(Column::Status.eq(PaymentStatus::Pending.as_str()))
@@ -200,22 +203,6 @@ impl<'a, C: ConnectionTrait> Payments<'a, C> {
             .all(self.conn)
             .await?;
         Ok(ids.into_iter().map(PaymentId::from_uuid).collect())
-    }
-
-    /// Closes a pending payment as expired; false (nothing changed) if it was no longer pending.
-    pub async fn expire(
-        &self,
-        id: PaymentId,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, DbError> {
-        let result = Entity::update_many()
-            .col_expr(Column::Status, Expr::value(PaymentStatus::Expired.as_str()))
-            .col_expr(Column::UpdatedAt, Expr::value(crate::stored_time(now)))
-            .filter(Column::Id.eq(id.as_uuid()))
-            .filter(Column::Status.eq(PaymentStatus::Pending.as_str()))
-            .exec(self.conn)
-            .await?;
-        Ok(result.rows_affected == 1)
     }
 
     /// Marks a completed payment refunded with the reason; false (nothing changed) if it was not completed.

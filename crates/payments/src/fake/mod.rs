@@ -2,5 +2,4 @@
 
 pub mod cryptobot;
 pub mod stripe;
-pub mod telegram;
 pub mod yookassa;

@@ -4,7 +4,7 @@
 use chrono::{SubsecRound, Utc};
 use cybervpn_config::Secret;
 use cybervpn_domain::{PaymentStatus, StaffRole, TelegramId};
-use cybervpn_payments::fake::telegram::TelegramFake;
+use cybervpn_telegram_fake::TelegramFake;
 use cybervpn_testkit::{Backend, on_both_backends};
 use serde_json::{Value, json};
 
