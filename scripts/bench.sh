@@ -13,7 +13,8 @@
 #
 # Environment: BENCH_DURATION (default 20s), BENCH_CONNECTIONS (default 64), BENCH_THREADS (default 2),
 # BENCH_NOOP_JOBS (default 20000), BENCH_PROVISION_JOBS (default 2000), BENCH_RECONCILE_USERS (default 100000),
-# BENCH_ONLY (`http` or `jobs` runs only those benchmarks; default both), CARGO (default cargo).
+# BENCH_ONLY (`http` or `jobs` runs only those benchmarks; default both), CARGO (default cargo),
+# CARGO_TARGET_DIR (where the release binaries are built; default ./target).
 set -euo pipefail
 
 # The whole script is one `{ … }` block, so bash parses all of it before running any: editing this file
@@ -31,6 +32,8 @@ PROVISION_JOBS="${BENCH_PROVISION_JOBS:-2000}"
 RECONCILE_USERS="${BENCH_RECONCILE_USERS:-100000}"
 ONLY="${BENCH_ONLY:-all}"
 CARGO="${CARGO:-cargo}"
+# Where cargo puts the release build: CARGO_TARGET_DIR when set (cargo reads it too), else ./target.
+RELEASE_DIR="${CARGO_TARGET_DIR:-target}/release"
 PG_URL_BASE="postgres://postgres@127.0.0.1:5432"
 REDIS_URL="redis://127.0.0.1:6379"
 RESULTS_MD="docs/benchmarks.md"
@@ -259,7 +262,7 @@ run_auth() {
   [ -n "$token" ] || die "could not sign the bench account in"
 
   log "raw Argon2id verification rate ($(nproc) threads, 10 s)"
-  raw="$(target/release/examples/hash_rate "$(nproc)" 10)"
+  raw="$("${RELEASE_DIR}"/examples/hash_rate "$(nproc)" 10)"
   log "raw Argon2id: ${raw} verifications/s"
 
   out="${WORK_DIR}/wrk-login.txt"
@@ -348,7 +351,7 @@ run_jobs() {
   out="${WORK_DIR}/bench-jobs.txt"
   log "job benchmarks: ${NOOP_JOBS} no-op jobs, ${PROVISION_JOBS} provisioning jobs, reconcile of ${RECONCILE_USERS} panel users"
   before="$(jobs_cpu_sample)"
-  target/release/examples/bench_jobs --noop-jobs "$NOOP_JOBS" --provision-jobs "$PROVISION_JOBS" \
+  "${RELEASE_DIR}"/examples/bench_jobs --noop-jobs "$NOOP_JOBS" --provision-jobs "$PROVISION_JOBS" \
     --reconcile-users "$RECONCILE_USERS" | tee "$out" >&2
   after="$(jobs_cpu_sample)"
   # PostgreSQL and Redis work for the benchmark (other sessions' queries on them would count too).
@@ -431,7 +434,7 @@ if wants http; then
     CYBERVPN_DATA_DIR="${WORK_DIR}/data" \
     CYBERVPN_API_LISTEN="127.0.0.1:${PORT}" \
     CYBERVPN_LOG_LEVEL=warn \
-    target/release/cybervpn
+    "${RELEASE_DIR}"/cybervpn
   run_scenario standalone "$PORT"
 
   # Scenario B: cybervpn-api on PostgreSQL and Redis.
@@ -441,7 +444,7 @@ if wants http; then
   # The api service refuses to start without token signing / encryption keys: generate throwaway ones
   # (`keys generate` prints them as CYBERVPN_AUTH_…=… lines); they live only in this process's memory.
   AUTH_ENV=()
-  if keys="$(target/release/cybervpn-api keys generate 2>/dev/null)"; then
+  if keys="$("${RELEASE_DIR}"/cybervpn-api keys generate 2>/dev/null)"; then
     while IFS= read -r line; do
       case "$line" in CYBERVPN_AUTH_*=*) AUTH_ENV+=("$line") ;; esac
     done <<<"$keys"
@@ -458,7 +461,7 @@ if wants http; then
     CYBERVPN_AUTH_ACCOUNT_REQUESTS_PER_MINUTE=100000000 \
     CYBERVPN_API_LISTEN="127.0.0.1:${PORT}" \
     CYBERVPN_LOG_LEVEL=warn \
-    target/release/cybervpn-api serve --migrate
+    "${RELEASE_DIR}"/cybervpn-api serve --migrate
   run_scenario postgres "$PORT"
 fi
 
