@@ -775,23 +775,25 @@ shipped concurrency (4 jobs of a type at once):
 
 Then webhook ingest: `cybervpn-api serve --migrate` with a CryptoBot app token, on a fresh PostgreSQL database
 seeded with 100,000 customers (`BENCH_WEBHOOK_PAYMENTS`), each with a pending CryptoBot payment for the `pro_30`
-plan as `POST /api/v1/payments` leaves it. `wrk -t2 -c64 -d20s` posts `invoice_paid` updates for those payments to
-`POST /api/v1/webhooks/cryptobot`, with the body Crypto Pay sends for a paid fiat invoice and its
-`crypto-pay-api-signature` (made beforehand by `scripts/bench/cryptobot_webhooks.py`, sent by
-`scripts/bench/cryptobot_webhooks.lua`). Each wrk thread sends its own payments: 128 first deliveries (4 × its
-connections), then
-alternately the next payment's first delivery and a byte-identical repeat of the one sent 128 first deliveries
-earlier (by then long answered: a thread has 32 requests in flight). So half of the deliveries credit a payment
-(lock it and its customer, complete it, start a subscription, queue its provisioning and the customer's notice,
-commit) and half find it already completed, as a gateway's retries do. The api's
-`webhooks_received_total{source="cryptobot"}` counter gives the actual mix. The run fails, and records nothing,
-if a delivery gets a non-2xx answer or a socket error, if any takes another path (`review`, `unknown`, …), if the
-completed payments and new subscriptions in the database differ from the credited count, or if the mix is off
-half and half by more than 5 points (a thread that runs out of payments only repeats: raise
-`BENCH_WEBHOOK_PAYMENTS`). The yardstick is `pgbench -n -c64 -j2` for as long on a throwaway database of the same
-PostgreSQL server, one `INSERT INTO t (v) VALUES (1)` per transaction into a table with a `gen_random_uuid()`
-primary key and a `now()` default: what the server commits when each transaction writes one row. A `CHECKPOINT`
-precedes each of the two loads.
+plan as `POST /api/v1/payments` leaves it. `wrk -t2 -c64 -d20s` posts `invoice_paid` updates for those payments
+to `POST /api/v1/webhooks/cryptobot`: the body Crypto Pay sends for a paid fiat invoice, with its
+`crypto-pay-api-signature` (signed beforehand by `scripts/bench/cryptobot_webhooks.py`, sent by
+`scripts/bench/cryptobot_webhooks.lua`).
+
+- Each wrk thread sends its own payments: 128 first deliveries (4 × its connections), then alternately the next
+  payment's first delivery and a byte-identical repeat of the one sent 128 first deliveries earlier, long
+  answered by then (a thread has 32 requests in flight). So half of the deliveries credit a payment (lock it and
+  its customer, complete it, start a subscription, queue its provisioning and the customer's notice, commit) and
+  half find it already completed, as a gateway's retries do; the api's `webhooks_received_total{source="cryptobot"}`
+  counter gives the actual mix.
+- The run fails, and records nothing, if a delivery gets a non-2xx answer or a socket error, takes another path
+  (`review`, `unknown`, …), if the completed payments and new subscriptions in the database differ from the
+  credited count, or if the mix is more than 5 points off half and half (a thread that runs out of payments only
+  repeats: raise `BENCH_WEBHOOK_PAYMENTS`).
+- The yardstick is `pgbench -n -c64 -j2`, as long, on a throwaway database of the same PostgreSQL server: one
+  `INSERT INTO t (v) VALUES (1)` per transaction into a table with a `gen_random_uuid()` primary key and a
+  `now()` default, i.e. what the server commits when each transaction writes one row. A `CHECKPOINT` precedes
+  each of the two loads.
 
 `BENCH_ONLY=http`, `BENCH_ONLY=jobs` or `BENCH_ONLY=webhooks` runs only that part.
 
