@@ -650,9 +650,10 @@ SQL
 
   WEBHOOK_ROWS+=("| pgbench \`INSERT INTO t (v) VALUES (1)\` (-c${CONNECTIONS} -j${THREADS}, -T${secs}) | $(fmt_int "$tps") TPS | ${pg_latency} ms (mean) | — |")
   WEBHOOK_ROWS+=("| \`POST /api/v1/webhooks/cryptobot\` (wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}) | $(fmt_int "$rps") deliveries/s | ${p50} ms | ${p99} ms |")
-  WEBHOOK_VERDICTS+=("$(awk -v a="$applied" -v d="$duplicate" -v t="$total" -v r="$rps" 'BEGIN {
-    printf "mix (the api'"'"'s `webhooks_received_total{source=\"cryptobot\"}`): %d credited (%.1f %%, %.0f/s), %d duplicates (%.1f %%); every answer 2xx, every credit a completed payment and a new subscription",
-      a, 100 * a / t, r * a / t, d, 100 * d / t
+  WEBHOOK_VERDICTS+=("$(awk -v a="$applied" -v d="$duplicate" -v t="$total" -v r="$rps" \
+    -v af="$(fmt_int "$applied")" -v df="$(fmt_int "$duplicate")" 'BEGIN {
+    printf "mix (the api'"'"'s `webhooks_received_total{source=\"cryptobot\"}`): %s credited (%.1f %%, %.0f/s), %s duplicates (%.1f %%); every answer 2xx, every credit a completed payment and a new subscription",
+      af, 100 * a / t, r * a / t, df, 100 * d / t
   }')")
   WEBHOOK_VERDICTS+=("$(awk -v r="$rps" -v t="$tps" 'BEGIN {
     printf "webhook ingest at %.0f%% of pgbench'"'"'s single-row INSERT TPS %s (target ≥ 50%%)", 100 * r / t, (r >= 0.5 * t ? "✅" : "❌")
