@@ -31,7 +31,7 @@ docs: ## Regenerate docs/openapi.json and docs/rbac.md from the code
 
 openapi: docs ## Alias of `docs`
 
-bench: ## Benchmark the release build (wrk on standalone and PostgreSQL; jobs/s and a 100k-user reconcile); appends to docs/benchmarks.md
+bench: ## Benchmark the release build (wrk on standalone and PostgreSQL; jobs/s, a 100k-user reconcile; webhook ingest vs pgbench); appends to docs/benchmarks.md (BENCH_ONLY=http|jobs|webhooks)
 	bash scripts/bench.sh
 
 services: ## Start local PostgreSQL and Redis if they are down

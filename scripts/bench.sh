@@ -11,9 +11,18 @@
 #   Jobs        the worker's `bench_jobs` example (release): no-op jobs/s through the Redis queue, provisioning
 #               jobs/s against the panel fake, and a full reconcile of 100,000 panel users (target ≤ 60 s).
 #
+#   Webhooks    webhook ingest: cybervpn-api serve --migrate on a fresh PostgreSQL database seeded with
+#               BENCH_WEBHOOK_PAYMENTS customers, each with a pending CryptoBot payment; wrk posts signed
+#               `invoice_paid` deliveries for them to POST /api/v1/webhooks/cryptobot, half of them repeats of
+#               earlier ones (scripts/bench/cryptobot_webhooks.{py,lua}). Deliveries/s against pgbench's
+#               single-row INSERT TPS on the same PostgreSQL server, same client count (target ≥ 50 %). Fails if a
+#               delivery gets a non-2xx answer or takes another path than credit / already completed.
+#
 # Environment: BENCH_DURATION (default 20s), BENCH_CONNECTIONS (default 64), BENCH_THREADS (default 2),
 # BENCH_NOOP_JOBS (default 20000), BENCH_PROVISION_JOBS (default 2000), BENCH_RECONCILE_USERS (default 100000),
-# BENCH_ONLY (`http` or `jobs` runs only those benchmarks; default both), CARGO (default cargo).
+# BENCH_WEBHOOK_PAYMENTS (default 100000), BENCH_ONLY (`http`, `jobs` or `webhooks` runs only those
+# benchmarks; default `all`), CARGO (default cargo),
+# CARGO_TARGET_DIR (where the release binaries are built; default ./target).
 set -euo pipefail
 
 # The whole script is one `{ … }` block, so bash parses all of it before running any: editing this file
@@ -29,8 +38,11 @@ THREADS="${BENCH_THREADS:-2}"
 NOOP_JOBS="${BENCH_NOOP_JOBS:-20000}"
 PROVISION_JOBS="${BENCH_PROVISION_JOBS:-2000}"
 RECONCILE_USERS="${BENCH_RECONCILE_USERS:-100000}"
+WEBHOOK_PAYMENTS="${BENCH_WEBHOOK_PAYMENTS:-100000}"
 ONLY="${BENCH_ONLY:-all}"
 CARGO="${CARGO:-cargo}"
+# Where cargo puts the release build: CARGO_TARGET_DIR when set (cargo reads it too), else ./target.
+RELEASE_DIR="${CARGO_TARGET_DIR:-target}/release"
 PG_URL_BASE="postgres://postgres@127.0.0.1:5432"
 REDIS_URL="redis://127.0.0.1:6379"
 RESULTS_MD="docs/benchmarks.md"
@@ -45,10 +57,30 @@ fi
 if ! [[ "$NOOP_JOBS" =~ ^[0-9]+$ && "$PROVISION_JOBS" =~ ^[0-9]+$ && "$RECONCILE_USERS" =~ ^[0-9]+$ ]]; then
   die "BENCH_NOOP_JOBS, BENCH_PROVISION_JOBS and BENCH_RECONCILE_USERS must be numbers (0 skips one)"
 fi
-case "$ONLY" in all | http | jobs) ;; *) die "BENCH_ONLY must be http or jobs (or unset for both), not ${ONLY}" ;; esac
+case "$ONLY" in
+  all | http | jobs | webhooks) ;;
+  *) die "BENCH_ONLY must be http, jobs or webhooks (or all, the default), not ${ONLY}" ;;
+esac
 
-# Whether the benchmarks of kind $1 (http, jobs) run.
+# Whether the benchmarks of kind $1 (http, jobs, webhooks) run.
 wants() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
+
+# A wrk duration ("20s", "2m", "1h", "20") in whole seconds; empty if it is not one.
+duration_secs() {
+  awk -v d="$1" 'BEGIN {
+    if (d !~ /^[0-9]+[smh]?$/) exit
+    n = d + 0; u = d; sub(/^[0-9]+/, "", u)
+    printf "%d", n * (u == "m" ? 60 : u == "h" ? 3600 : 1)
+  }'
+}
+
+if wants webhooks; then
+  if ! [[ "$WEBHOOK_PAYMENTS" =~ ^[0-9]+$ ]] || ((WEBHOOK_PAYMENTS < 1000)); then
+    die "BENCH_WEBHOOK_PAYMENTS (${WEBHOOK_PAYMENTS}) must be a number ≥ 1000"
+  fi
+  [ "$(duration_secs "$DURATION")" -gt 0 ] 2>/dev/null ||
+    die "BENCH_DURATION (${DURATION}) must be whole seconds, minutes or hours (20s, 2m, 1h) for pgbench -T"
+fi
 
 # ---------------------------------------------------------------------------------------------- tools
 as_root() {
@@ -62,18 +94,23 @@ apt_install() {
 }
 
 missing=()
-if wants http; then command -v wrk >/dev/null || missing+=(wrk); fi
+if wants http || wants webhooks; then command -v wrk >/dev/null || missing+=(wrk); fi
+if wants webhooks; then command -v python3 >/dev/null || missing+=(python3); fi
 command -v curl >/dev/null || missing+=(curl)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+# pgbench ships with the PostgreSQL server package (Debian's pg_wrapper answers `command -v` without it).
+if wants webhooks && ! pgbench --version >/dev/null 2>&1; then
+  die "pgbench is missing: it comes with the PostgreSQL server package (postgresql-NN on Debian)"
+fi
 
 # ------------------------------------------------------------------------------------------- cleanup
 WORK_DIR="$(mktemp -d "${TMPDIR:-/tmp}/cybervpn-bench.XXXXXX")"
 RUN_ID="$(date +%s)_${RANDOM}"
 DB_NAME="cybervpn_bench_${RUN_ID}"
 REDIS_PREFIX="bench:${RUN_ID}:"
-DB_CREATED=0
+CREATED_DBS=()
 SERVER_PID=""
 SERVER_LOG=""
 
@@ -104,11 +141,11 @@ cleanup() {
     tail -n 30 "$SERVER_LOG" >&2
   fi
   stop_server
-  if [ "$DB_CREATED" -eq 1 ]; then
+  for db in "${CREATED_DBS[@]}"; do
     psql -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 \
-      -c "DROP DATABASE IF EXISTS \"${DB_NAME}\" WITH (FORCE)" >/dev/null ||
-      log "could not drop database ${DB_NAME}: drop it by hand"
-  fi
+      -c "DROP DATABASE IF EXISTS \"${db}\" WITH (FORCE)" >/dev/null ||
+      log "could not drop database ${db}: drop it by hand"
+  done
   if command -v redis-cli >/dev/null && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "${REDIS_PREFIX}*" |
       xargs -r -n 100 redis-cli -h 127.0.0.1 -p 6379 del >/dev/null
@@ -141,6 +178,24 @@ fmt_int() { awk -v n="$1" 'BEGIN { s = sprintf("%.0f", n); while (s ~ /[0-9]{4}/
 
 # KiB → "12.3 MiB".
 fmt_mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+
+# Creates PostgreSQL database $1, dropped on exit.
+create_db() {
+  psql -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$1\"" >/dev/null
+  CREATED_DBS+=("$1")
+}
+
+# The api service refuses to start without token signing / encryption keys: generate throwaway ones into
+# AUTH_ENV (`keys generate` prints them as CYBERVPN_AUTH_…=… lines); they live only in this process's memory.
+load_auth_env() {
+  local keys line
+  AUTH_ENV=()
+  if keys="$("${RELEASE_DIR}"/cybervpn-api keys generate 2>/dev/null)"; then
+    while IFS= read -r line; do
+      case "$line" in CYBERVPN_AUTH_*=*) AUTH_ENV+=("$line") ;; esac
+    done <<<"$keys"
+  fi
+}
 
 # Starts a server in the background (env assignments first, then the command), logging to $1.
 start_server() {
@@ -259,7 +314,7 @@ run_auth() {
   [ -n "$token" ] || die "could not sign the bench account in"
 
   log "raw Argon2id verification rate ($(nproc) threads, 10 s)"
-  raw="$(target/release/examples/hash_rate "$(nproc)" 10)"
+  raw="$("${RELEASE_DIR}"/examples/hash_rate "$(nproc)" 10)"
   log "raw Argon2id: ${raw} verifications/s"
 
   out="${WORK_DIR}/wrk-login.txt"
@@ -329,16 +384,20 @@ bench_field() {
 # /proc/stat, this shell's reaped children (the job benchmark, run in the foreground), and every `postgres` and
 # `redis-server` process with its reaped children (the postmaster reaps the benchmark's finished backends).
 jobs_cpu_sample() {
-  local machine children services
+  local machine children
   machine="$(awk '/^cpu / { print $2 + $3 + $4, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9 }' /proc/stat)"
   children="$(awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat")"
-  services="$(cat /proc/[0-9]*/stat 2>/dev/null | awk '{
+  echo "$machine $children $(services_ticks)"
+}
+
+# CPU clock ticks of every `postgres` and `redis-server` process with its reaped children.
+services_ticks() {
+  cat /proc/[0-9]*/stat 2>/dev/null | awk '{
     comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\) [A-Za-z] .*$/, "", comm)
     if (comm != "postgres" && comm != "redis-server") next
     rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
     ticks += f[12] + f[13] + f[14] + f[15]
-  } END { print ticks + 0 }')"
-  echo "$machine $children $services"
+  } END { print ticks + 0 }'
 }
 
 # Job throughput and the full reconcile (issue 5), by the worker's `bench_jobs` example: it makes its own fresh
@@ -348,7 +407,7 @@ run_jobs() {
   out="${WORK_DIR}/bench-jobs.txt"
   log "job benchmarks: ${NOOP_JOBS} no-op jobs, ${PROVISION_JOBS} provisioning jobs, reconcile of ${RECONCILE_USERS} panel users"
   before="$(jobs_cpu_sample)"
-  target/release/examples/bench_jobs --noop-jobs "$NOOP_JOBS" --provision-jobs "$PROVISION_JOBS" \
+  "${RELEASE_DIR}"/examples/bench_jobs --noop-jobs "$NOOP_JOBS" --provision-jobs "$PROVISION_JOBS" \
     --reconcile-users "$RECONCILE_USERS" | tee "$out" >&2
   after="$(jobs_cpu_sample)"
   # PostgreSQL and Redis work for the benchmark (other sessions' queries on them would count too).
@@ -404,13 +463,214 @@ run_jobs() {
   fi
 }
 
+WEBHOOK_ROWS=()
+WEBHOOK_CPU=()
+WEBHOOK_VERDICTS=()
+WEBHOOK_NOISE=()
+
+# CPU clock ticks, as "machine_user_sys machine_total steal children server services": cpu_sample's, plus every
+# PostgreSQL and Redis process (services_ticks); server is 0 when none runs.
+ingest_cpu_sample() {
+  local machine children server=0
+  machine="$(awk '/^cpu / { print $2 + $3 + $4, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $9 }' /proc/stat)"
+  children="$(awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat")"
+  if [ -n "$SERVER_PID" ]; then server="$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/${SERVER_PID}/stat")"; fi
+  echo "$machine $children $server $(services_ticks)"
+}
+
+# Two ingest_cpu_sample outputs → "api 40% / PostgreSQL + Redis 30% / wrk 25% / other 2% / steal 0%" (shares of
+# the whole machine). Args: before, after, name of the load generator (the foreground child), name of the
+# server ("" when none ran).
+ingest_cpu_shares() {
+  awk -v a="$1" -v b="$2" -v gen="$3" -v srv="$4" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    total = y[2] - x[2]; if (total <= 0) { print "?"; exit }
+    g = y[4] - x[4]; s = y[5] - x[5]; db = y[6] - x[6]
+    other = (y[1] - x[1]) - g - s - db; if (other < 0) other = 0
+    if (srv != "") printf "%s %.0f%% / ", srv, 100 * s / total
+    printf "PostgreSQL + Redis %.0f%% / %s %.0f%% / other %.0f%% / steal %.0f%%", 100 * db / total, gen,
+      100 * g / total, 100 * other / total, 100 * (y[3] - x[3]) / total
+  }'
+}
+
+# Flags a load during which other processes took 10 % or more of the machine. Args: what ran, its CPU shares.
+flag_noise() {
+  local other
+  other="$(sed -n 's/.*other \([0-9]*\)%.*/\1/p' <<<"$2")"
+  if [ "${other:-0}" -ge 10 ]; then
+    WEBHOOK_NOISE+=("other processes took ${other}% of the machine's CPU during $1: numbers are noisy")
+  fi
+}
+
+# A fresh start for the next load: dirty buffers written now, not by a checkpoint in the middle of it.
+checkpoint() { psql -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -c CHECKPOINT >/dev/null; }
+
+# The api's webhooks_received_total{source="cryptobot"} counters, as "outcome count" lines. Arg: base url.
+cryptobot_outcomes() {
+  curl -fsS --max-time 5 "$1/metrics" | awk 'index($0, "webhooks_received_total{") == 1 && /source="cryptobot"/ {
+    if (match($0, /outcome="[^"]*"/)) print substr($0, RSTART + 9, RLENGTH - 10), $NF
+  }'
+}
+
+# Webhook ingest: signed CryptoBot `invoice_paid` deliveries, half of them repeats, against pgbench's single-row
+# INSERT rate on the same PostgreSQL server with as many clients.
+run_webhooks() {
+  local secs pg_db api_db out before shares tps pg_latency token base deliveries lag lines
+  secs="$(duration_secs "$DURATION")"
+  pg_db="cybervpn_bench_${RUN_ID}_pgbench"
+  api_db="cybervpn_bench_${RUN_ID}_webhooks"
+
+  # The baseline: one uuid-keyed row per transaction, through TCP like the api's connections.
+  log "webhooks: pgbench baseline (single-row INSERT) on database ${pg_db}"
+  create_db "$pg_db"
+  psql -q -h 127.0.0.1 -U postgres -d "$pg_db" -v ON_ERROR_STOP=1 \
+    -c "CREATE TABLE t (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), v bigint, at timestamptz DEFAULT now())" >/dev/null
+  printf 'INSERT INTO t (v) VALUES (1);\n' >"${WORK_DIR}/insert.sql"
+  checkpoint
+  out="${WORK_DIR}/pgbench.txt"
+  log "pgbench -n -c${CONNECTIONS} -j${THREADS} -T${secs} -f insert.sql"
+  before="$(ingest_cpu_sample)"
+  pgbench -h 127.0.0.1 -U postgres -n -c "$CONNECTIONS" -j "$THREADS" -T "$secs" -f "${WORK_DIR}/insert.sql" \
+    "$pg_db" 2>&1 | tee "$out" >&2
+  shares="$(ingest_cpu_shares "$before" "$(ingest_cpu_sample)" pgbench "")"
+  log "CPU during pgbench: ${shares}"
+  WEBHOOK_CPU+=("pgbench: ${shares}")
+  flag_noise pgbench "$shares"
+  tps="$(awk '/^tps = / && /without initial connection time/ { printf "%.0f", $3 }' "$out")"
+  pg_latency="$(awk '/^latency average = / { printf "%.2f", $4 }' "$out")"
+  [[ -n "$tps" && "$tps" -gt 0 ]] || die "could not parse pgbench's tps"
+  if grep -Eq '^number of failed transactions: [1-9]' "$out"; then
+    die "pgbench: $(grep '^number of failed transactions' "$out")"
+  fi
+
+  # The api, with a CryptoBot app token only this run knows.
+  log "webhooks: creating database ${api_db}"
+  create_db "$api_db"
+  token="$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
+  token="bench:${token}"
+  load_auth_env
+  PORT="$(free_port)"
+  base="http://127.0.0.1:${PORT}"
+  log "webhooks: cybervpn-api (PostgreSQL + Redis) on 127.0.0.1:${PORT}"
+  start_server "${WORK_DIR}/webhooks-api.log" \
+    "${AUTH_ENV[@]}" \
+    DATABASE_URL="${PG_URL_BASE}/${api_db}" \
+    REDIS_URL="$REDIS_URL" \
+    CYBERVPN_REDIS_KEY_PREFIX="$REDIS_PREFIX" \
+    CRYPTOBOT_TOKEN="$token" \
+    CYBERVPN_API_LISTEN="127.0.0.1:${PORT}" \
+    CYBERVPN_LOG_LEVEL=warn \
+    "${RELEASE_DIR}"/cybervpn-api serve --migrate
+  wait_healthy "$base"
+  warm_up "$base"
+
+  # One customer per payment (no two deliveries wait for one customer's lock), on the pro_30 plan at its USD
+  # price, each payment with its CryptoBot invoice as `POST /api/v1/payments` leaves it.
+  log "webhooks: seeding $(fmt_int "$WEBHOOK_PAYMENTS") customers with a pending CryptoBot payment each"
+  psql -q -h 127.0.0.1 -U postgres -d "$api_db" -v ON_ERROR_STOP=1 -v n="$WEBHOOK_PAYMENTS" >/dev/null <<'SQL'
+BEGIN;
+CREATE TEMP TABLE bench_seed ON COMMIT DROP AS
+  SELECT i, gen_random_uuid() AS customer_id, gen_random_uuid() AS payment_id FROM generate_series(1, :n) AS i;
+INSERT INTO customers (id, telegram_id, username, status, language, created_at, updated_at)
+  SELECT customer_id, 9000000000 + i, 'bench_' || i, 'active', 'en', now() - interval '1 day', now() - interval '1 day'
+  FROM bench_seed;
+INSERT INTO payments (id, customer_id, plan_id, amount_minor, currency, status, provider, provider_payment_id, days,
+                      invoice_url, expires_at, created_at, updated_at)
+  SELECT s.payment_id, s.customer_id, p.id, pp.amount_minor, pp.currency, 'pending', 'cryptobot', (5000000 + s.i)::text,
+         p.duration_days, 'https://t.me/CryptoBot?start=IV' || md5(s.payment_id::text), now() + interval '1 hour',
+         now() - interval '5 minutes', now() - interval '5 minutes'
+  FROM bench_seed s
+  CROSS JOIN plans p
+  JOIN plan_prices pp ON pp.plan_id = p.id AND pp.currency = 'USD'
+  WHERE p.code = 'pro_30';
+COMMIT;
+ANALYZE customers;
+ANALYZE payments;
+SQL
+
+  # One signed delivery per payment, in invoice order.
+  deliveries="${WORK_DIR}/cryptobot-deliveries.tsv"
+  psql -h 127.0.0.1 -U postgres -d "$api_db" -v ON_ERROR_STOP=1 -At -F $'\t' -c "
+    SELECT id, provider_payment_id, amount_minor, currency, invoice_url FROM payments
+    WHERE provider = 'cryptobot' AND status = 'pending' ORDER BY provider_payment_id::bigint" |
+    BENCH_CRYPTOBOT_TOKEN="$token" python3 scripts/bench/cryptobot_webhooks.py >"$deliveries"
+  lines="$(wc -l <"$deliveries")"
+  [ "$lines" -eq "$WEBHOOK_PAYMENTS" ] ||
+    die "expected ${WEBHOOK_PAYMENTS} signed deliveries, made ${lines} (is the pro_30 plan priced in USD?)"
+  [ -z "$(cryptobot_outcomes "$base")" ] || die "the api counted webhooks before the run"
+
+  # Each thread repeats the delivery it sent `lag` new deliveries earlier: 4 times what it has in flight.
+  lag=$((4 * CONNECTIONS / THREADS))
+  out="${WORK_DIR}/wrk-webhooks.txt"
+  checkpoint
+  log "wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION} --latency POST /api/v1/webhooks/cryptobot (repeat lag ${lag})"
+  before="$(ingest_cpu_sample)"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/bench/cryptobot_webhooks.lua \
+    "${base}/api/v1/webhooks/cryptobot" -- "$deliveries" "$THREADS" "$lag" | tee "$out" >&2
+  kill -0 "$SERVER_PID" 2>/dev/null || die "the api died under load"
+  shares="$(ingest_cpu_shares "$before" "$(ingest_cpu_sample)" wrk api)"
+  log "CPU during the deliveries: ${shares}"
+  WEBHOOK_CPU+=("webhook deliveries: ${shares}")
+  flag_noise "the webhook deliveries" "$shares"
+  # Requests wrk abandoned at the deadline may still be in the api: let them finish before counting.
+  sleep 2
+
+  local rps p50 p99 summary non2xx exhausted sockerr outcomes applied duplicate others completed subscriptions total
+  rps="$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")"
+  p50="$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")"
+  p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")"
+  summary="$(grep '^webhooks ' "$out" || true)"
+  [[ -n "$rps" && -n "$summary" ]] || die "could not parse wrk's output for the webhook deliveries"
+  non2xx="$(sed -n 's/.* non2xx=\([0-9]*\).*/\1/p' <<<"$summary")"
+  exhausted="$(sed -n 's/.* exhausted=\([0-9]*\).*/\1/p' <<<"$summary")"
+  sockerr="$(sed -n 's/^ *Socket errors: *//p' "$out")"
+  outcomes="$(cryptobot_outcomes "$base")"
+  log "webhooks_received_total{source=\"cryptobot\"}: $(tr '\n' ' ' <<<"$outcomes")"
+  applied="$(awk '$1 == "applied" { print $2 }' <<<"$outcomes")"
+  duplicate="$(awk '$1 == "duplicate" { print $2 }' <<<"$outcomes")"
+  others="$(awk '$1 != "applied" && $1 != "duplicate" { printf "%s%s=%s", sep, $1, $2; sep = ", " }' <<<"$outcomes")"
+  read -r completed subscriptions < <(psql -h 127.0.0.1 -U postgres -d "$api_db" -At -F ' ' -c "
+    SELECT (SELECT count(*) FROM payments WHERE status = 'completed'), (SELECT count(*) FROM subscriptions)")
+  stop_server
+
+  # Anything else and the run measured another path than the one it reports.
+  [ "${non2xx:-1}" -eq 0 ] || die "${non2xx} webhook deliveries were answered with a non-2xx status"
+  [ -z "$sockerr" ] || die "socket errors during the webhook deliveries (${sockerr}): some got no answer"
+  [ -z "$others" ] || die "deliveries took other paths than credit or duplicate: ${others}"
+  [ "${exhausted:-0}" -eq 0 ] ||
+    die "the wrk threads ran out of payments (${exhausted} extra repeats): raise BENCH_WEBHOOK_PAYMENTS"
+  applied="${applied:-0}"
+  duplicate="${duplicate:-0}"
+  total=$((applied + duplicate))
+  ((total > 0)) || die "the api counted no webhook deliveries"
+  [[ "$completed" -eq "$applied" && "$subscriptions" -eq "$applied" ]] ||
+    die "${applied} deliveries credited, but ${completed} payments are completed and ${subscriptions} subscriptions exist"
+  awk -v a="$applied" -v t="$total" 'BEGIN { exit !(a / t >= 0.45 && a / t <= 0.55) }' ||
+    die "credited ${applied} of ${total} deliveries: not half of them"
+
+  WEBHOOK_ROWS+=("| pgbench \`INSERT INTO t (v) VALUES (1)\` (-c${CONNECTIONS} -j${THREADS}, -T${secs}) | $(fmt_int "$tps") TPS | ${pg_latency} ms (mean) | — |")
+  WEBHOOK_ROWS+=("| \`POST /api/v1/webhooks/cryptobot\` (wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}) | $(fmt_int "$rps") deliveries/s | ${p50} ms | ${p99} ms |")
+  WEBHOOK_VERDICTS+=("$(awk -v a="$applied" -v d="$duplicate" -v t="$total" -v r="$rps" \
+    -v af="$(fmt_int "$applied")" -v df="$(fmt_int "$duplicate")" 'BEGIN {
+    printf "mix (the api'"'"'s `webhooks_received_total{source=\"cryptobot\"}`): %s credited (%.1f %%, %.0f/s), %s duplicates (%.1f %%); every answer 2xx, every credit a completed payment and a new subscription",
+      af, 100 * a / t, r * a / t, df, 100 * d / t
+  }')")
+  WEBHOOK_VERDICTS+=("$(awk -v r="$rps" -v t="$tps" 'BEGIN {
+    printf "webhook ingest at %.0f%% of pgbench'"'"'s single-row INSERT TPS %s (target ≥ 50%%)", 100 * r / t, (r >= 0.5 * t ? "✅" : "❌")
+  }')")
+}
+
 # ------------------------------------------------------------------------------------------------ run
 log "making sure PostgreSQL and Redis are up"
 bash scripts/services.sh
 
-if wants http; then
+if wants http || wants webhooks; then
   log "building the release binaries"
-  "$CARGO" build --release --bin cybervpn --bin cybervpn-api
+  bins=(--bin cybervpn-api)
+  if wants http; then bins=(--bin cybervpn "${bins[@]}"); fi
+  "$CARGO" build --release "${bins[@]}"
+fi
+if wants http; then
   # Separately, so the benchmarked binaries are the production build: the example's dev-dependencies would
   # otherwise change the features they are compiled with.
   "$CARGO" build --release --example hash_rate
@@ -431,22 +691,13 @@ if wants http; then
     CYBERVPN_DATA_DIR="${WORK_DIR}/data" \
     CYBERVPN_API_LISTEN="127.0.0.1:${PORT}" \
     CYBERVPN_LOG_LEVEL=warn \
-    target/release/cybervpn
+    "${RELEASE_DIR}"/cybervpn
   run_scenario standalone "$PORT"
 
   # Scenario B: cybervpn-api on PostgreSQL and Redis.
   log "scenario B: creating database ${DB_NAME}"
-  psql -q -h 127.0.0.1 -U postgres -d postgres -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"${DB_NAME}\"" >/dev/null
-  DB_CREATED=1
-  # The api service refuses to start without token signing / encryption keys: generate throwaway ones
-  # (`keys generate` prints them as CYBERVPN_AUTH_…=… lines); they live only in this process's memory.
-  AUTH_ENV=()
-  if keys="$(target/release/cybervpn-api keys generate 2>/dev/null)"; then
-    while IFS= read -r line; do
-      case "$line" in CYBERVPN_AUTH_*=*) AUTH_ENV+=("$line") ;; esac
-    done <<<"$keys"
-  fi
-  unset keys
+  create_db "$DB_NAME"
+  load_auth_env
   PORT="$(free_port)"
   log "scenario B: cybervpn-api (PostgreSQL + Redis) on 127.0.0.1:${PORT}"
   start_server "${WORK_DIR}/api.log" \
@@ -458,11 +709,13 @@ if wants http; then
     CYBERVPN_AUTH_ACCOUNT_REQUESTS_PER_MINUTE=100000000 \
     CYBERVPN_API_LISTEN="127.0.0.1:${PORT}" \
     CYBERVPN_LOG_LEVEL=warn \
-    target/release/cybervpn-api serve --migrate
+    "${RELEASE_DIR}"/cybervpn-api serve --migrate
   run_scenario postgres "$PORT"
 fi
 
 if wants jobs; then run_jobs; fi
+
+if wants webhooks; then run_webhooks; fi
 
 # --------------------------------------------------------------------------------------------- report
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -519,20 +772,46 @@ shipped concurrency (4 jobs of a type at once):
   them with a drifted expiry: the time from pushing `FullReconcile` until its `reconcile` report is stored, then
   how long the repairs it queued took.
 
-`BENCH_NOOP_JOBS`, `BENCH_PROVISION_JOBS` and `BENCH_RECONCILE_USERS` change the counts (0 skips one);
-`BENCH_ONLY=http` or `BENCH_ONLY=jobs` runs only one half.
+`BENCH_NOOP_JOBS`, `BENCH_PROVISION_JOBS` and `BENCH_RECONCILE_USERS` change the counts (0 skips one).
+
+Then webhook ingest: `cybervpn-api serve --migrate` with a CryptoBot app token, on a fresh PostgreSQL database
+seeded with 100,000 customers (`BENCH_WEBHOOK_PAYMENTS`), each with a pending CryptoBot payment for the `pro_30`
+plan as `POST /api/v1/payments` leaves it. `wrk -t2 -c64 -d20s` posts `invoice_paid` updates for those payments
+to `POST /api/v1/webhooks/cryptobot`: the body Crypto Pay sends for a paid fiat invoice, with its
+`crypto-pay-api-signature` (signed beforehand by `scripts/bench/cryptobot_webhooks.py`, sent by
+`scripts/bench/cryptobot_webhooks.lua`).
+
+- Each wrk thread sends its own payments: 128 first deliveries (4 × its connections), then alternately the next
+  payment's first delivery and a byte-identical repeat of the one sent 128 first deliveries earlier, long
+  answered by then (a thread has 32 requests in flight). So half of the deliveries credit a payment (lock it and
+  its customer, complete it, start a subscription, queue its provisioning and the customer's notice, commit) and
+  half find it already completed, as a gateway's retries do; the api's `webhooks_received_total{source="cryptobot"}`
+  counter gives the actual mix.
+- The run fails, and records nothing, if a delivery gets a non-2xx answer or a socket error, takes another path
+  (`review`, `unknown`, …), if the completed payments and new subscriptions in the database differ from the
+  credited count, or if the mix is more than 5 points off half and half (a thread that runs out of payments only
+  repeats: raise `BENCH_WEBHOOK_PAYMENTS`).
+- The yardstick is `pgbench -n -c64 -j2`, as long, on a throwaway database of the same PostgreSQL server: one
+  `INSERT INTO t (v) VALUES (1)` per transaction into a table with a `gen_random_uuid()` primary key and a
+  `now()` default, i.e. what the server commits when each transaction writes one row. A `CHECKPOINT` precedes
+  each of the two loads.
+
+`BENCH_ONLY=http`, `BENCH_ONLY=jobs` or `BENCH_ONLY=webhooks` runs only that part.
 
 Targets (on a 2-core machine):
 
 - `GET /api/v1/plans` ≥ 30,000 req/s with p99 ≤ 5 ms;
 - idle RSS of the api ≤ 25 MB;
-- a full reconcile of 100,000 panel users ≤ 60 s.
+- a full reconcile of 100,000 panel users ≤ 60 s;
+- webhook ingest ≥ 50 % of pgbench's single-row INSERT TPS on the same machine.
 
 wrk runs on the same machine as the server, so the numbers are a floor: the load generator takes a
 good share of the CPU. Each section lists how the CPU was shared during each load (server / wrk / other
 processes / hypervisor steal) and flags a run where other processes took 10 % or more as noisy: rerun it
 on a quiet machine before drawing conclusions. The job benchmarks share the cores with PostgreSQL, Redis
-and the panel fake, which all work for them; their CPU line says how much went elsewhere.
+and the panel fake, which all work for them; their CPU line says how much went elsewhere. So do the webhook
+deliveries and pgbench: their CPU lines split the machine between the api, PostgreSQL + Redis and the load
+generator.
 EOF
 fi
 
@@ -577,6 +856,18 @@ fi
     fi
     if ((${#JOB_NOISE[@]})); then
       for note in "${JOB_NOISE[@]}"; do printf -- '- ⚠️ %s\n' "$note"; done
+    fi
+  fi
+  if ((${#WEBHOOK_ROWS[@]})); then
+    printf '\nWebhook ingest (signed CryptoBot `invoice_paid` deliveries, half of them repeats, to `cybervpn-api` on a fresh PostgreSQL database with %s pending payments; pgbench on a throwaway database of the same server; all on these %s cores):\n\n' \
+      "$(fmt_int "$WEBHOOK_PAYMENTS")" "$cores"
+    printf '| measurement | throughput | p50 | p99 |\n| --- | ---: | ---: | ---: |\n'
+    printf '%s\n' "${WEBHOOK_ROWS[@]}"
+    printf '\n- CPU share of the whole machine during each load (%s):\n' "server / PostgreSQL + Redis / load generator / other processes / hypervisor steal"
+    for line in "${WEBHOOK_CPU[@]}"; do printf -- '  - %s\n' "$line"; done
+    for line in "${WEBHOOK_VERDICTS[@]}"; do printf -- '- %s\n' "$line"; done
+    if ((${#WEBHOOK_NOISE[@]})); then
+      for note in "${WEBHOOK_NOISE[@]}"; do printf -- '- ⚠️ %s\n' "$note"; done
     fi
   fi
 } >>"$RESULTS_MD"
