@@ -118,7 +118,7 @@ impl App {
     pub async fn set_commands(&self) {
         for lang in [Lang::En, Lang::Ru] {
             let commands = [
-                "start", "plans", "trial", "config", "referral", "support", "language", "admin",
+                "start", "plans", "trial", "config", "referral", "support", "language",
             ]
             .iter()
             .map(|command| {
@@ -673,22 +673,14 @@ impl App {
         let body = text_with(
             lang,
             "pay-by-link",
-            &[
-                ("amount", amount),
-                ("currency", String::new()),
-                ("days", payment.days.to_string()),
-            ],
+            &[("amount", amount), ("days", payment.days.to_string())],
         );
         let pay = InlineKeyboardButton::builder()
             .text(text(lang, "button-pay"))
             .url(payment.invoice_url)
             .build();
-        self.send(
-            chat,
-            body.replace("  ", " ").trim(),
-            Some(keyboard(vec![vec![pay]])),
-        )
-        .await;
+        self.send(chat, &body, Some(keyboard(vec![vec![pay]])))
+            .await;
     }
 
     async fn on_pre_checkout(&self, query: &PreCheckoutQuery) {
