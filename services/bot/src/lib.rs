@@ -291,19 +291,31 @@ impl App {
     }
 
     /// Whether the user may be answered now (per-user throttling and maintenance mode).
-    async fn admit(&self, user: &User, chat: i64) -> bool {
+    async fn admit(&self, user: &User, chat: i64, linking: bool) -> bool {
         let limit = self.config.bot.user_updates_per_minute;
         let key = format!("bot:rate:{}", user.id);
         if let Ok(RateDecision::Limited { .. }) = self.store.take_token(&key, limit, limit).await {
             self.metrics.errors.with_label_values(&["throttled"]).inc();
             return false;
         }
-        if self.config.bot.maintenance {
+        // `/link` gets through too, or staff could not link during maintenance; it needs a valid code.
+        if self.config.bot.maintenance && !linking && !self.is_staff(user).await {
             let lang = Lang::from_tag(user.language_code.as_deref().unwrap_or_default());
             self.send(chat, &text(lang, "maintenance"), None).await;
             return false;
         }
         true
+    }
+
+    /// Whether the user is linked to an active staff account (staff get through maintenance mode).
+    async fn is_staff(&self, user: &User) -> bool {
+        self.admin
+            .clone()
+            .get_staff(pb::GetStaffRequest {
+                telegram_user_id: user_id(user),
+            })
+            .await
+            .is_ok()
     }
 
     async fn on_message(&self, message: &Message) {
@@ -317,12 +329,12 @@ impl App {
         if let Some(refunded) = &message.refunded_payment {
             return self.on_refunded_payment(user, chat, refunded).await;
         }
-        if !self.admit(user, chat).await {
-            return;
-        }
         let Some(body) = message.text.as_deref() else {
             return;
         };
+        if !self.admit(user, chat, body.starts_with("/link ")).await {
+            return;
+        }
         let lang = self.lang(user).await;
         if let Some(command) = body.strip_prefix('/') {
             let (command, argument) = command.split_once(' ').unwrap_or((command, ""));
@@ -394,7 +406,7 @@ impl App {
             Some(MaybeInaccessibleMessage::InaccessibleMessage(message)) => message.chat.id,
             None => user_id(user),
         };
-        if !self.admit(user, chat).await {
+        if !self.admit(user, chat, false).await {
             return;
         }
         let lang = self.lang(user).await;

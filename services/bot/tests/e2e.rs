@@ -609,3 +609,47 @@ async fn in_webhook_mode_only_requests_with_the_secret_are_handled() {
     assert!(terminate(&mut bot));
     world.handle.stop(true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_mode_answers_customers_and_lets_staff_through() {
+    let mut world = World::new().await;
+    world
+        .env
+        .push(("CYBERVPN_BOT_MAINTENANCE".to_owned(), "true".to_owned()));
+    let mut bot = world.spawn("cybervpn-bot");
+    let telegram = &world.telegram;
+
+    let grace = User::new(8001, "Grace").with_language("en");
+    telegram.send_text(&grace, grace.id, "/start");
+    world.reply(grace.id, 0, "under maintenance").await;
+    assert!(
+        world
+            .db
+            .customers()
+            .find_by_telegram_id(TelegramId::new(grace.id).unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing reaches the api during maintenance"
+    );
+
+    // Staff link their account (`/link` gets through maintenance) and then use the bot as usual.
+    let staff = User::new(8100, "Ops").with_language("en");
+    let code = world
+        .staff_link_code(cybervpn_domain::StaffRole::Admin, "ops_maint")
+        .await;
+    telegram.send_text(&staff, staff.id, &format!("/link {code}"));
+    world
+        .reply(staff.id, 0, "linked to your staff account")
+        .await;
+    let skip = world.sent(staff.id);
+    telegram.send_text(&staff, staff.id, "/admin");
+    world.reply(staff.id, skip, "Admin panel — ops_maint").await;
+    let skip = world.sent(staff.id);
+    telegram.send_text(&staff, staff.id, "/start");
+    world
+        .reply(staff.id, skip, "Welcome to CyberVPN, Ops!")
+        .await;
+    assert!(terminate(&mut bot));
+    world.handle.stop(true).await;
+}
