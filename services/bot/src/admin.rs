@@ -44,10 +44,13 @@ impl App {
             Ok(staff) => staff.into_inner(),
             Err(status) => return self.admin_fail(chat, lang, &status).await,
         };
-        let rows = vec![vec![
-            button(text(lang, "button-admin-stats"), "adm:stats"),
-            button(text(lang, "button-admin-find"), "adm:find"),
-        ]];
+        let rows = vec![
+            vec![
+                button(text(lang, "button-admin-stats"), "adm:stats"),
+                button(text(lang, "button-admin-find"), "adm:find"),
+            ],
+            vec![button(text(lang, "button-admin-audit"), "adm:audit")],
+        ];
         let body = text_with(
             lang,
             "admin-menu",
@@ -133,6 +136,40 @@ impl App {
                         &[("until", short_date(&extended.into_inner().expires_at))],
                     )
                 }),
+            ("reset", Some(id)) => admin
+                .reset_traffic(pb::ResetTrafficRequest {
+                    telegram_user_id,
+                    customer_id: id.to_owned(),
+                })
+                .await
+                .map(|_| text(lang, "admin-traffic-reset")),
+            ("audit", None) => admin
+                .recent_audit(pb::RecentAuditRequest {
+                    telegram_user_id,
+                    limit: 10,
+                })
+                .await
+                .map(|audit| {
+                    let lines: Vec<String> = audit
+                        .into_inner()
+                        .entries
+                        .iter()
+                        .map(|entry| {
+                            format!(
+                                "{} · {} · {} {}",
+                                short_date(&entry.at),
+                                entry.action,
+                                entry.target_kind,
+                                entry.target_id
+                            )
+                        })
+                        .collect();
+                    if lines.is_empty() {
+                        text(lang, "admin-audit-empty")
+                    } else {
+                        lines.join("\n")
+                    }
+                }),
             _ => return self.admin_menu(user, chat, lang).await,
         };
         match result {
@@ -175,10 +212,14 @@ impl App {
                 text(lang, "button-extend"),
                 &format!("adm:ext:{}", customer.id),
             );
+            let reset = button(
+                text(lang, "button-reset-traffic"),
+                &format!("adm:reset:{}", customer.id),
+            );
             self.send(
                 chat,
                 &customer_text(lang, &customer),
-                Some(keyboard(vec![vec![ban, extend]])),
+                Some(keyboard(vec![vec![ban, extend], vec![reset]])),
             )
             .await;
         }

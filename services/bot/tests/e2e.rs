@@ -506,9 +506,21 @@ async fn staff_link_telegram_and_run_the_admin_panel_with_their_role() {
     world
         .reply(admin.id, skip, "Extended: the subscription now runs until")
         .await;
+    let reset = button(&found, "adm:reset:");
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&found), &reset);
+    world.reply(admin.id, skip, "Traffic reset queued").await;
     let skip = world.sent(admin.id);
     telegram.press_button(&admin, message_id(&found), &ban);
     world.reply(admin.id, skip, "dave_customer is banned").await;
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&menu), "adm:audit");
+    let audit = world.reply(admin.id, skip, "customer.ban · customer").await;
+    let log = audit.str_param("text").unwrap();
+    assert!(
+        log.contains("subscription.reset_traffic") && log.contains("subscription.extend"),
+        "{log}"
+    );
     let dave_customer = world.customer(dave.id).await;
     assert_eq!(
         dave_customer.status,

@@ -272,4 +272,61 @@ impl AdminService for Admin {
             expires_at: view.expires_at().to_rfc3339(),
         }))
     }
+
+    async fn reset_traffic(
+        &self,
+        request: Request<pb::ResetTrafficRequest>,
+    ) -> Result<Response<pb::ResetTrafficResponse>, Status> {
+        let request = request.into_inner();
+        let staff = self
+            .staff(
+                request.telegram_user_id,
+                Some(Permission::ManageSubscriptions),
+            )
+            .await?;
+        let id = CustomerId::from_uuid(parse_uuid("customer_id", &request.customer_id)?);
+        let accepted = operations::queue_panel_action(
+            &self.state,
+            &staff,
+            &RequestTag::grpc(),
+            id,
+            cybervpn_jobs::catalog::PanelAction::ResetTraffic,
+        )
+        .await?;
+        Ok(Response::new(pb::ResetTrafficResponse {
+            request_id: accepted.request_id().to_string(),
+        }))
+    }
+
+    async fn recent_audit(
+        &self,
+        request: Request<pb::RecentAuditRequest>,
+    ) -> Result<Response<pb::RecentAuditResponse>, Status> {
+        let request = request.into_inner();
+        self.staff(request.telegram_user_id, Some(Permission::ViewAuditLog))
+            .await?;
+        let limit = match request.limit {
+            0 => 10,
+            n => u64::from(n.min(20)),
+        };
+        let entries = self
+            .state
+            .db
+            .audit()
+            .list(None, limit)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::RecentAuditResponse {
+            entries: entries
+                .into_iter()
+                .map(|entry| pb::AuditEntry {
+                    at: entry.created_at.to_rfc3339(),
+                    staff_id: entry.staff_id.as_uuid().to_string(),
+                    action: entry.action,
+                    target_kind: entry.target_kind,
+                    target_id: entry.target_id,
+                })
+                .collect(),
+        }))
+    }
 }

@@ -456,6 +456,13 @@ pub(crate) struct ActionAccepted {
     subscription_id: uuid::Uuid,
 }
 
+impl ActionAccepted {
+    /// Identifies the queued action.
+    pub(crate) const fn request_id(&self) -> uuid::Uuid {
+        self.request_id
+    }
+}
+
 async fn panel_action(
     state: &AppState,
     staff: &cybervpn_domain::StaffAccount,
@@ -463,6 +470,19 @@ async fn panel_action(
     customer: CustomerId,
     action: PanelAction,
 ) -> Result<HttpResponse, ApiError> {
+    let accepted = queue_panel_action(state, staff, request, customer, action).await?;
+    Ok(HttpResponse::Accepted().json(accepted))
+}
+
+/// Queues a panel action on the customer's subscription through the outbox, audited in the same transaction:
+/// the HTTP routes and the bot's admin panel.
+pub(crate) async fn queue_panel_action(
+    state: &AppState,
+    staff: &cybervpn_domain::StaffAccount,
+    request: &RequestTag,
+    customer: CustomerId,
+    action: PanelAction,
+) -> Result<ActionAccepted, ApiError> {
     let now = Utc::now().trunc_subsecs(6);
     let txn = audit::begin(&state.db).await?;
     let subscription = Subscriptions::on(&txn)
@@ -501,10 +521,10 @@ async fn panel_action(
     };
     audit::record(&txn, staff, request, change, now).await?;
     audit::commit(txn).await?;
-    Ok(HttpResponse::Accepted().json(ActionAccepted {
+    Ok(ActionAccepted {
         request_id: job.request_id,
         subscription_id: job.subscription_id,
-    }))
+    })
 }
 
 /// Zeroes the traffic used by the customer's subscription, on the panel and here.

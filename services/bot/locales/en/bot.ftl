@@ -90,3 +90,7 @@ button-extend = ➕ 30 days
 admin-banned = { $username } is banned.
 admin-unbanned = { $username } is unbanned.
 admin-extended = Extended: the subscription now runs until { $until }.
+button-admin-audit = 📜 Audit log
+button-reset-traffic = ♻️ Reset traffic
+admin-traffic-reset = Traffic reset queued for the panel.
+admin-audit-empty = No staff actions yet.

@@ -90,3 +90,7 @@ button-extend = ➕ 30 дней
 admin-banned = { $username } заблокирован.
 admin-unbanned = { $username } разблокирован.
 admin-extended = Продлено: подписка действует до { $until }.
+button-admin-audit = 📜 Журнал действий
+button-reset-traffic = ♻️ Сбросить трафик
+admin-traffic-reset = Сброс трафика поставлен в очередь панели.
+admin-audit-empty = Действий сотрудников пока нет.
