@@ -53,6 +53,10 @@ const GATEWAYS: [(&str, &str); 4] = [
     ("yk", "yookassa"),
 ];
 const TIERS: [&str; 4] = ["basic", "pro", "ultra", "cyber"];
+/// Commands the bot answers (others count as `unknown` in `bot_commands_total`).
+const COMMANDS: [&str; 10] = [
+    "start", "menu", "plans", "trial", "config", "referral", "support", "language", "link", "admin",
+];
 
 /// The running bot: Telegram client, gRPC client, dialogue store and metrics.
 pub struct App {
@@ -339,17 +343,7 @@ impl App {
         if let Some(command) = body.strip_prefix('/') {
             let (command, argument) = command.split_once(' ').unwrap_or((command, ""));
             let command = command.split('@').next().unwrap_or_default();
-            let known = matches!(
-                command,
-                "start"
-                    | "menu"
-                    | "plans"
-                    | "trial"
-                    | "config"
-                    | "referral"
-                    | "support"
-                    | "language"
-            );
+            let known = COMMANDS.contains(&command);
             self.metrics
                 .commands
                 .with_label_values(&[if known { command } else { "unknown" }])

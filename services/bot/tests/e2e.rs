@@ -513,6 +513,22 @@ async fn staff_link_telegram_and_run_the_admin_panel_with_their_role() {
     let skip = world.sent(admin.id);
     telegram.press_button(&admin, message_id(&found), &ban);
     world.reply(admin.id, skip, "dave_customer is banned").await;
+    let listen = &world
+        .env
+        .iter()
+        .find(|(k, _)| k == "CYBERVPN_BOT_LISTEN")
+        .unwrap()
+        .1;
+    let metrics = reqwest::get(format!("http://{listen}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("bot_commands_total{command=\"link\"}"),
+        "{metrics}"
+    );
     let skip = world.sent(admin.id);
     telegram.press_button(&admin, message_id(&menu), "adm:audit");
     let audit = world.reply(admin.id, skip, "customer.ban · customer").await;
