@@ -120,6 +120,21 @@ pub async fn find_promo<C: ConnectionTrait>(conn: &C, typed: &str) -> Result<Pro
     })
 }
 
+/// The promo code customers type as `typed`, if `customer` may use it now (for any plan it applies to).
+pub async fn usable_promo<C: ConnectionTrait>(
+    conn: &C,
+    customer: CustomerId,
+    typed: &str,
+    now: DateTime<Utc>,
+) -> Result<PromoCode, DbError> {
+    let promo = find_promo(conn, typed).await?;
+    promo.check_usable(now)?;
+    if Promos::on(conn).used_by(promo.id, customer).await? {
+        return Err(already_used().into());
+    }
+    Ok(promo)
+}
+
 fn already_used() -> DomainError {
     DomainError::invalid("promo_code", "you have already used this code")
 }

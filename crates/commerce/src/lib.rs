@@ -54,14 +54,6 @@ pub async fn complete_payment(
     notice: &PaidNotice,
     now: DateTime<Utc>,
 ) -> Result<Completion, DbError> {
-    // Gateways retry: a duplicate of a credited notice is answered from one plain read, without a transaction
-    // or a row lock. Anything else takes the locked path below, which decides again.
-    if let Ok(seen) = db.payments().get(notice.payment_id).await
-        && seen.status == PaymentStatus::Completed
-        && review_reason(&seen, notice).is_none()
-    {
-        return Ok(Completion::AlreadyCompleted);
-    }
     let txn = db.conn().begin().await?;
     let payments = Payments::on(&txn);
     let Some(payment) = payments.lock(notice.payment_id).await? else {

@@ -117,13 +117,8 @@ impl PromoCode {
         Ok(())
     }
 
-    /// Why this code cannot be used for `plan` paid in `currency` at `now`, if it cannot.
-    pub fn check(
-        &self,
-        plan: PlanId,
-        currency: Currency,
-        now: DateTime<Utc>,
-    ) -> Result<(), DomainError> {
+    /// Why this code cannot be used at `now` whatever is bought (switched off, outside its window, used up).
+    pub fn check_usable(&self, now: DateTime<Utc>) -> Result<(), DomainError> {
         let refuse = |reason: &str| Err(DomainError::invalid("promo_code", reason));
         if !self.is_active {
             return refuse("is no longer valid");
@@ -134,8 +129,25 @@ impl PromoCode {
         if self.valid_until.is_some_and(|until| now >= until) {
             return refuse("has expired");
         }
+        if self.max_uses.is_some_and(|max| self.used_count >= max) {
+            return refuse("has been used up");
+        }
+        Ok(())
+    }
+
+    /// Why this code cannot be used for `plan` paid in `currency` at `now`, if it cannot.
+    pub fn check(
+        &self,
+        plan: PlanId,
+        currency: Currency,
+        now: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        self.check_usable(now)?;
         if self.plan_id.is_some_and(|only| only != plan) {
-            return refuse("does not apply to this plan");
+            return Err(DomainError::invalid(
+                "promo_code",
+                "does not apply to this plan",
+            ));
         }
         if let PromoBenefit::AmountOff { amount } = self.benefit
             && amount.currency() != currency
@@ -144,9 +156,6 @@ impl PromoCode {
                 "promo_code",
                 format!("applies to {} payments only", amount.currency()),
             ));
-        }
-        if self.max_uses.is_some_and(|max| self.used_count >= max) {
-            return refuse("has been used up");
         }
         Ok(())
     }

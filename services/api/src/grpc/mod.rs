@@ -374,7 +374,7 @@ impl BotService for Bot {
             currency: money.currency().as_str().to_owned(),
         };
         if request.plan_id.is_empty() {
-            let promo = checkout::find_promo(conn, &request.code)
+            let promo = checkout::usable_promo(conn, customer.id, &request.code, now)
                 .await
                 .map_err(status)?;
             return Ok(Response::new(pb::ValidatePromoResponse {

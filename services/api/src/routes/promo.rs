@@ -165,17 +165,10 @@ pub(crate) async fn validate_promo(
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("quote lost its promo code")))?;
             (promo, Some(price))
         }
-        None => {
-            let promo = checkout::find_promo(conn, &request.code).await?;
-            usable_somewhere(&promo, now)?;
-            if Promos::on(conn).used_by(promo.id, auth.id).await? {
-                return Err(ApiError::invalid_field(
-                    "promo_code",
-                    "you have already used this code",
-                ));
-            }
-            (promo, None)
-        }
+        None => (
+            checkout::usable_promo(conn, auth.id, &request.code, now).await?,
+            None,
+        ),
     };
     Ok(web::Json(ValidPromoView {
         code: promo.code,
@@ -184,16 +177,6 @@ pub(crate) async fn validate_promo(
         valid_until: promo.valid_until,
         price,
     }))
-}
-
-/// The checks of [`PromoCode::check`] that do not depend on the plan or currency.
-fn usable_somewhere(promo: &PromoCode, now: DateTime<Utc>) -> Result<(), ApiError> {
-    let plan = promo.plan_id.unwrap_or_default();
-    let currency = match promo.benefit {
-        PromoBenefit::AmountOff { amount } => amount.currency(),
-        _ => Currency::Usd,
-    };
-    Ok(promo.check(plan, currency, now)?)
 }
 
 /// A promo code as staff see it.
