@@ -36,6 +36,19 @@ impl Lang {
         }
     }
 
+    /// The language stored as a number (1 English, 2 Russian), as the store keeps it.
+    pub const fn number(self) -> i64 {
+        match self {
+            Self::En => 1,
+            Self::Ru => 2,
+        }
+    }
+
+    /// The language of [`Lang::number`]; English for anything else.
+    pub const fn from_number(number: i64) -> Self {
+        if number == 2 { Self::Ru } else { Self::En }
+    }
+
     /// The primary subtag: `en` or `ru`.
     pub const fn code(self) -> &'static str {
         match self {

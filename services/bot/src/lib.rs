@@ -43,6 +43,8 @@ type AdminRpc = AdminServiceClient<InterceptedService<Channel, cybervpn_rpc::Bea
 
 /// Dialogue states kept per Telegram user.
 const DIALOG_SUPPORT: i64 = 1;
+/// How long a customer's language is remembered by the bot (a change made elsewhere shows after this).
+const LANG_TTL: Duration = Duration::from_secs(10 * 60);
 /// How long an unfinished dialogue is remembered.
 const DIALOG_TTL: Duration = Duration::from_secs(15 * 60);
 /// Gateways offered in the plan menu, with their short callback codes (callback data is ≤ 64 bytes).
@@ -276,9 +278,17 @@ impl App {
     }
 
     /// The language to answer `user` in: their customer language, else their Telegram one.
+    ///
+    /// Remembered in the store for [`LANG_TTL`], so most updates do not ask the api.
     async fn lang(&self, user: &User) -> Lang {
+        let key = lang_key(user);
+        if let Ok(values) = self.store.numbers(std::slice::from_ref(&key)).await
+            && let Some(Some(number)) = values.first()
+        {
+            return Lang::from_number(*number);
+        }
         let fallback = Lang::from_tag(user.language_code.as_deref().unwrap_or_default());
-        match self
+        let lang = match self
             .rpc
             .clone()
             .get_customer(pb::GetCustomerRequest {
@@ -290,8 +300,18 @@ impl App {
                 .into_inner()
                 .customer
                 .map_or(fallback, |customer| Lang::from_tag(&customer.language)),
-            Err(_) => fallback,
-        }
+            // Not registered yet: not remembered, /start decides.
+            Err(_) => return fallback,
+        };
+        self.remember_lang(user, lang).await;
+        lang
+    }
+
+    async fn remember_lang(&self, user: &User, lang: Lang) {
+        let _ = self
+            .store
+            .set_number(&lang_key(user), lang.number(), LANG_TTL)
+            .await;
     }
 
     /// Whether the user may be answered now (per-user throttling and maintenance mode).
@@ -451,6 +471,7 @@ impl App {
             .customer
             .as_ref()
             .map_or(fallback, |customer| Lang::from_tag(&customer.language));
+        self.remember_lang(user, lang).await;
         let name = user.first_name.clone();
         let key = if registered.created {
             "welcome"
@@ -988,6 +1009,7 @@ impl App {
             .await;
         match changed {
             Ok(_) => {
+                self.remember_lang(user, lang).await;
                 self.send(chat, &text(lang, "language-set"), None).await;
                 self.menu(user, chat, lang).await;
             }
@@ -1044,6 +1066,10 @@ impl App {
 
 fn user_id(user: &User) -> i64 {
     i64::try_from(user.id).unwrap_or(i64::MAX)
+}
+
+fn lang_key(user: &User) -> String {
+    format!("bot:lang:{}", user.id)
 }
 
 fn dialog_key(user: &User) -> String {
