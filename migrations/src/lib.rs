@@ -13,6 +13,7 @@ mod m20261126_000005_trials_referrals;
 mod m20261126_000006_payment_terms;
 mod m20261126_000007_promo_refunds;
 mod m20261126_000008_staff_telegram;
+mod m20261126_000009_broadcasts;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_payment_terms::Migration),
             Box::new(m20261126_000007_promo_refunds::Migration),
             Box::new(m20261126_000008_staff_telegram::Migration),
+            Box::new(m20261126_000009_broadcasts::Migration),
         ]
     }
 }

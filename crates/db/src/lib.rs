@@ -16,6 +16,7 @@ use sea_orm::{ConnectOptions, DatabaseConnection, DbBackend};
 pub use error::DbError;
 pub use repo::{
     audit::{Audit, AuditEntry},
+    broadcasts::{Broadcast, Broadcasts, CLAIM_TIMEOUT, NewBroadcast, Recipient, Step},
     customers::{CustomerRecord, CustomerSearch, Customers},
     dashboard::{Dashboard, Revenue},
     notifications::{Audience, Notification, Notifications},

@@ -4,6 +4,7 @@
 
 mod macros;
 
+pub mod broadcast;
 pub mod customer;
 pub mod error;
 pub mod id;
@@ -16,6 +17,7 @@ pub mod staff;
 pub mod subscription;
 pub mod values;
 
+pub use broadcast::{BroadcastAudience, BroadcastStatus, DeliveryOutcome};
 pub use customer::{Customer, CustomerStatus, NewCustomer};
 pub use error::{DomainError, ErrorCode};
 pub use id::{CustomerId, PaymentId, PlanId, PromoCodeId, ServerId, StaffId, SubscriptionId};

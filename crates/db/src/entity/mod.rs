@@ -6,6 +6,8 @@
 
 pub mod audit_entry;
 pub mod backup_code;
+pub mod broadcast;
+pub mod broadcast_recipient;
 pub mod customer;
 pub mod notification;
 pub mod outbox;

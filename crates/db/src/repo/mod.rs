@@ -1,6 +1,7 @@
 //! Repositories: one per aggregate, each borrowing the connection and returning domain types.
 
 pub(crate) mod audit;
+pub(crate) mod broadcasts;
 pub(crate) mod customers;
 pub(crate) mod dashboard;
 pub(crate) mod notifications;

@@ -585,3 +585,137 @@ async fn an_uncommitted_change_leaves_no_trace(backend: Backend) {
     assert_eq!(db.customers().get(customer.id).await.unwrap(), customer);
     assert!(db.audit().list(None, 10).await.unwrap().is_empty());
 }
+
+on_both_backends!(broadcasts_reach_their_audience_once_and_settle_dead_claims);
+
+async fn broadcasts_reach_their_audience_once_and_settle_dead_claims(backend: Backend) {
+    use cybervpn_db::{Broadcasts, NewBroadcast, Step, Trial, Trials};
+    use cybervpn_domain::{BroadcastAudience, BroadcastStatus, DeliveryOutcome, Subscription};
+
+    let (_guard, db) = open(backend).await;
+    let now = Utc::now();
+    let customer = |telegram: i64| {
+        let db = db.clone();
+        async move {
+            db.customers()
+                .create(new_customer(None, Some(telegram)), now)
+                .await
+                .unwrap()
+        }
+    };
+    let idle = customer(101).await;
+    let paying = customer(102).await;
+    let trying = customer(103).await;
+    db.customers()
+        .create(new_customer(Some("web@example.com"), None), now)
+        .await
+        .unwrap();
+    let mut banned = customer(105).await;
+    banned.status = CustomerStatus::Disabled;
+    db.customers().update(&banned).await.unwrap();
+    let paid =
+        Subscription::start(paying.id, None, 30, TrafficLimit::Unlimited, None, now).unwrap();
+    db.subscriptions().create(&paid).await.unwrap();
+    let trial =
+        Subscription::start(trying.id, None, 3, TrafficLimit::Unlimited, None, now).unwrap();
+    db.subscriptions().create(&trial).await.unwrap();
+    Trials::on(db.conn())
+        .record(&Trial {
+            customer_id: trying.id,
+            telegram_id: trying.telegram_id,
+            subscription_id: trial.id,
+            activated_at: now,
+            expires_at: trial.expires_at,
+        })
+        .await
+        .unwrap();
+
+    let repo = Broadcasts::on(db.conn());
+    for (audience, size) in [
+        (BroadcastAudience::All, 3),
+        (BroadcastAudience::Active, 1),
+        (BroadcastAudience::Trial, 1),
+    ] {
+        assert_eq!(
+            repo.audience_size(audience, now).await.unwrap(),
+            size,
+            "{audience}"
+        );
+    }
+    let draft = repo
+        .create(
+            NewBroadcast {
+                created_by: StaffId::new(),
+                admin_chat_id: 1,
+                audience: BroadcastAudience::All,
+                text: "hello".into(),
+                photo_file_id: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let started = repo.start(draft.id, now).await.unwrap();
+    assert_eq!(
+        (started.status, started.total),
+        (BroadcastStatus::Sending, 3)
+    );
+    assert!(repo.start(draft.id, now).await.is_err(), "confirmed twice");
+
+    // Run A claims the first recipient and dies; run B delivers the rest.
+    let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let Step::Send(lost) = repo.advance(draft.id, a, None, now).await.unwrap() else {
+        panic!("nothing to send")
+    };
+    assert_eq!(lost.customer_id, idle.id, "recipients go in a stable order");
+    let mut delivered = Vec::new();
+    let mut report = None;
+    loop {
+        match repo.advance(draft.id, b, report.take(), now).await.unwrap() {
+            Step::Send(next) => {
+                delivered.push(next.telegram_id);
+                let outcome = if next.telegram_id == 103 {
+                    DeliveryOutcome::Blocked
+                } else {
+                    DeliveryOutcome::Sent
+                };
+                report = Some((next.customer_id, outcome, None));
+            }
+            Step::Wait => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(delivered, vec![102, 103]);
+    // A's claim is still young: the broadcast waits for it; once it is stale it is settled, not resent.
+    let later = now + cybervpn_db::CLAIM_TIMEOUT + Duration::seconds(1);
+    let Step::Finished { broadcast, first } = repo.advance(draft.id, b, None, later).await.unwrap()
+    else {
+        panic!("not finished")
+    };
+    assert!(first);
+    assert_eq!(
+        (
+            broadcast.status,
+            broadcast.sent,
+            broadcast.blocked,
+            broadcast.unconfirmed
+        ),
+        (BroadcastStatus::Done, 1, 1, 1)
+    );
+    // A late report of the dead run counts nothing; finishing again is not "first".
+    let step = repo
+        .advance(
+            draft.id,
+            a,
+            Some((lost.customer_id, DeliveryOutcome::Sent, None)),
+            later,
+        )
+        .await
+        .unwrap();
+    let Step::Finished { broadcast, first } = step else {
+        panic!("not finished")
+    };
+    assert!(!first);
+    assert_eq!(broadcast.sent, 1);
+    assert!(!repo.cancel(draft.id, later).await.unwrap(), "already over");
+}
