@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run demo test lint fmt docs openapi bench services build release deny
+.PHONY: help run demo test infra-test lint fmt docs openapi bench services build release deny
 
 help: ## List targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -18,6 +18,10 @@ test: services ## Run the full test suite (needs PostgreSQL and Redis on 127.0.0
 	@command -v cargo-nextest >/dev/null || $(CARGO) install --locked cargo-nextest
 	$(CARGO) nextest run --workspace --no-fail-fast
 	$(CARGO) test --workspace --doc
+	$(MAKE) infra-test
+
+infra-test: ## Validate infra/ and .github/workflows with their tools (hadolint, Compose schema, caddy, promtool, amtool, scraped metrics)
+	bash infra/tests/run.sh
 
 lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
