@@ -87,6 +87,7 @@ class Metric:
         self.scraped_from: set[str] = set()
         self.declared_in: set[str] = set()
         self.families: set[str] = set()
+        self.labels_known = False
 
 
 def parse_exposition(text: str, source: str, known: dict[str, Metric]) -> None:
@@ -109,23 +110,40 @@ def parse_exposition(text: str, source: str, known: dict[str, Metric]) -> None:
                 continue
             labels = set(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', match.group(3) or "")) - {"le"}
             known[base].labels |= labels
+            known[base].labels_known = True
 
 
 def declared_metrics(known: dict[str, Metric]) -> None:
-    pattern = re.compile(
-        r'(?:Opts::new|HistogramOpts::new|IntGauge::new|IntCounter::new|Gauge::new|Counter::new|counter|vec)'
-        r'\(\s*"([a-z_:][a-z0-9_:]*)",\s*"[^"]*"\s*(?:,\s*&\[([^\]]*)\])?')
+    """Names, types and label names from the Rust source: the constructor call, then the first `&[…]` label list
+    before the statement's `)?`, else the label list of the local closure the name is passed to (the jobs crate's
+    `counter` closure). Unlabelled constructors (IntGauge::new, IntCounter::new, …) declare no labels."""
+    call = re.compile(r'\b(Opts::new|HistogramOpts::new|IntGauge::new|IntCounter::new|Gauge::new|Counter::new|'
+                      r'(?<![:\w])[a-z_]+)\(\s*"([a-z_:][a-z0-9_:]*)",\s*"[^"]*"')
+    closure = re.compile(r'let (\w+) = \|[^|]*\|\s*\w+::new\(\s*Opts::new\(\s*name,\s*help\s*\),\s*&\[([^\]]*)\]')
     for path in sorted(list(ROOT.glob("crates/*/src/**/*.rs")) + list(ROOT.glob("services/*/src/**/*.rs"))):
         text = path.read_text()
         relative = path.relative_to(ROOT).as_posix()
-        for match in pattern.finditer(text):
-            name = match.group(1)
+        closures = {name: set(re.findall(r'"([a-z_]+)"', labels)) for name, labels in closure.findall(text)}
+        for match in call.finditer(text):
+            constructor, name = match.groups()
+            if constructor not in ("Opts::new", "HistogramOpts::new", "IntGauge::new", "IntCounter::new",
+                                   "Gauge::new", "Counter::new") and constructor not in closures \
+                    and constructor != "vec":
+                continue
             metric = known.setdefault(name, Metric())
             metric.declared_in.add(relative)
-            if "HistogramOpts::new" in match.group(0):
+            if constructor == "HistogramOpts::new":
                 metric.type = metric.type or "histogram"
-            if match.group(2):
-                metric.labels |= set(re.findall(r'"([a-z_]+)"', match.group(2)))
+            statement = text[match.end():text.find(")?", match.end()) + 2]
+            inline = re.search(r"&\[([^\]]*)\]", statement)
+            if inline:
+                metric.labels |= set(re.findall(r'"([a-z_]+)"', inline.group(1)))
+                metric.labels_known = True
+            elif constructor in closures:
+                metric.labels |= closures[constructor]
+                metric.labels_known = True
+            elif constructor in ("IntGauge::new", "IntCounter::new", "Gauge::new", "Counter::new"):
+                metric.labels_known = True
             for family, directory in FAMILY_SOURCES.items():
                 if relative.startswith(directory):
                     metric.families.add(family)
@@ -205,6 +223,7 @@ class FakeTelegram:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.handle_error = lambda *args: None  # a long poll cut off when the bot stops
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -312,8 +331,9 @@ def run_services(workdir: Path, known: dict[str, Metric]) -> None:
         platform = {
             "REMNAWAVE_URL": f"http://127.0.0.1:{ports['panel']}", "REMNAWAVE_TOKEN": PANEL_TOKEN,
             "REMNAWAVE_WEBHOOK_SECRET": PANEL_SECRET, "REMNAWAVE_SQUADS": "Default-Squad",
-            "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE": telegram.url,
         }
+        telegram_env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE": telegram.url}
+        # No Telegram token for the standalone: with one it would poll the fake itself and take the bot's updates.
         standalone_env = {
             **platform, "CYBERVPN_DATA_DIR": str(workdir / "data"), "CYBERVPN_API_LISTEN": f"127.0.0.1:{ports['api']}",
             "CYBERVPN_GRPC_LISTEN": f"127.0.0.1:{ports['grpc']}", "CYBERVPN_GRPC_BOT_TOKEN": GRPC_TOKEN,
@@ -328,7 +348,7 @@ def run_services(workdir: Path, known: dict[str, Metric]) -> None:
         exercise_api(api, standalone_env, workdir)
 
         bot = procs.start("cybervpn-bot", [str(BIN / "cybervpn-bot")], {
-            "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE": telegram.url,
+            **telegram_env,
             "CYBERVPN_GRPC_URL": f"http://127.0.0.1:{ports['grpc']}", "CYBERVPN_GRPC_BOT_TOKEN": GRPC_TOKEN,
             "CYBERVPN_BOT_LISTEN": f"127.0.0.1:{ports['bot']}", "CYBERVPN_BOT_POLL_TIMEOUT_SECS": "1"})
         if wait_until(lambda: bot.poll() is not None or "getUpdates" in telegram.calls, "the bot's first getUpdates") \
@@ -354,7 +374,7 @@ def run_services(workdir: Path, known: dict[str, Metric]) -> None:
             fail(f"cybervpn-api migrate failed: {migrate.stderr[-2000:]}")
             return
         worker = procs.start("cybervpn-worker", [str(BIN / "cybervpn-worker")], {
-            **platform, **redis_env, "DATABASE_URL": database_url,
+            **platform, **telegram_env, **redis_env, "DATABASE_URL": database_url,
             "CYBERVPN_WORKER_LISTEN": f"127.0.0.1:{ports['worker']}"})
         scheduler = procs.start("cybervpn-scheduler", [str(BIN / "cybervpn-scheduler")], {
             **redis_env, "CYBERVPN_SCHEDULER_LISTEN": f"127.0.0.1:{ports['scheduler']}",
@@ -499,11 +519,13 @@ def resolve(name: str, known: dict[str, Metric], rules: set[str]):
     if name in PROMETHEUS_SERIES or name in rules:
         return "prometheus", name, None
     if name in known:
-        return known[name], name, known[name].labels
+        return known[name], name, known[name].labels if known[name].labels_known else None
     base, _, suffix = name.rpartition("_")
     if suffix in ("bucket", "sum", "count") and base in known:
         if known[base].type != "histogram":
             fail(f"{name}: {base} is a {known[base].type}, not a histogram")
+        if not known[base].labels_known:
+            return known[base], base, None
         return known[base], base, known[base].labels | ({"le"} if suffix == "bucket" else set())
     return None, name, None
 
@@ -565,7 +587,7 @@ def main() -> int:
             fail(f"running the services failed: {err!r}")
             for log in sorted(Path(workdir).glob("*.log")):
                 print(f"--- {log.name}\n{log.read_text()[-2000:]}")
-        if errors:
+        if errors or os.environ.get("INFRA_TEST_SHOW_LOGS"):
             for log in sorted(Path(workdir).glob("*.log")):
                 print(f"  --- {log.name} (last lines)\n{log.read_text()[-1500:]}")
     for name, metric in known.items():
