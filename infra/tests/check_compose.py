@@ -17,6 +17,7 @@ Compose's profile rule, reimplemented here: a service runs when it has no `profi
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -239,6 +240,14 @@ def main() -> int:
         if not (networks.get(net) or {}).get("internal"):
             fail(f"network {net} must be internal")
     print(f"  {len(services)} services: restart policy, healthcheck, limits, networks, ports checked")
+
+    ignored = subprocess.run(["git", "check-ignore", "-q", "infra/.env"], cwd=ROOT).returncode == 0
+    if not ignored:
+        fail("infra/.env (the secrets) is not git-ignored")
+    tracked = subprocess.run(["git", "ls-files", "--", "infra/.env", "infra/**/.env"], cwd=ROOT,
+                             capture_output=True, text=True).stdout.split()
+    if tracked:
+        fail(f"env files with secrets are committed: {tracked}")
 
     if out:
         out.write_text(yaml.safe_dump(rendered, sort_keys=False))
