@@ -9,7 +9,8 @@
 * Every service has a restart policy, a healthcheck (one-shot jobs excepted, and only when others wait for their
   completion), CPU and memory limits and at least one network; published ports are bound to 127.0.0.1 except the
   proxy's; databases are only on internal networks; CyberVPN services build from existing Dockerfiles and probe
-  the listen variable their image sets; Caddyfile placeholders and Alertmanager secrets reach their containers.
+  the listen variable their image sets; Caddyfile placeholders and Alertmanager secrets reach their containers;
+  infra/.env is git-ignored and no env file is committed.
 
 Compose's profile rule, reimplemented here: a service runs when it has no `profiles` or one of them is active.
 """
@@ -233,6 +234,10 @@ def main() -> int:
     check_profiles(services)
     for name, svc in services.items():
         check_service(name, svc, networks)
+        if svc.get("restart") == "no" and not any(
+                depends(other).get(name, {}).get("condition") == "service_completed_successfully"
+                for other in services.values()):
+            fail(f"{name}: a one-shot job nobody waits for (depends_on ... service_completed_successfully)")
         if name in CYBERVPN:
             check_cybervpn(name, svc)
     check_placeholders(services)
