@@ -4,10 +4,10 @@
 #   bash infra/tests/run.sh          (`make infra-test`; `make test` runs it after the cargo tests)
 #
 # Installs what is missing first, from the project's own files: Debian packages (caddy, prometheus for promtool,
-# prometheus-alertmanager for amtool, postgresql-client, redis-tools) and a Python venv under target/infra-venv
-# from infra/tests/requirements.txt (check-jsonschema, hadolint, promql-parser, PyYAML). Every check runs even
-# when an earlier one failed; the script exits non-zero if any failed. The metrics check runs the debug binaries
-# (built if missing) and needs PostgreSQL and Redis on 127.0.0.1 (started by scripts/services.sh if down).
+# prometheus-alertmanager for amtool, postgresql-client, redis-tools, shellcheck) and a Python venv under
+# target/infra-venv from infra/tests/requirements.txt (check-jsonschema, hadolint, promql-parser, PyYAML). Every
+# check runs even when an earlier one failed; the script exits non-zero if any failed. The metrics check runs the
+# debug binaries (built if missing) and needs PostgreSQL and Redis on 127.0.0.1 (scripts/services.sh starts them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
@@ -22,7 +22,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
 for pair in caddy:caddy promtool:prometheus amtool:prometheus-alertmanager psql:postgresql-client \
-  pg_isready:postgresql-client redis-cli:redis-tools; do
+  pg_isready:postgresql-client redis-cli:redis-tools shellcheck:shellcheck; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -47,6 +47,7 @@ say "tools"
 caddy version | head -1 | sed 's/^/  caddy /'
 promtool --version 2>&1 | head -1 | sed 's/^/  /'
 amtool --version 2>&1 | head -1 | sed 's/^/  /'
+shellcheck --version | sed -n 's/^version: /  shellcheck /p'
 "$VENV/bin/hadolint" --version | sed 's/^/  /'
 "$VENV/bin/check-jsonschema" --version | sed 's/^/  /'
 "$PY" -c 'import importlib.metadata as m; print("  promql-parser", m.version("promql-parser"), "/ PyYAML", m.version("PyYAML"))'
@@ -71,8 +72,11 @@ TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
 # The documented example values, for files that read the environment.
+# shellcheck source=/dev/null
 example_env() { (set -a && . "$ROOT/infra/.env.example" && set +a && "$@"); }
 
+check "Shell scripts: shellcheck" \
+  shellcheck infra/tests/run.sh infra/docker/entrypoint.sh infra/docker/healthcheck.sh infra/alertmanager/render.sh
 check "Dockerfiles: hadolint" \
   "$VENV/bin/hadolint" --config infra/docker/.hadolint.yaml infra/docker/*.Dockerfile
 check "Dockerfiles: project rules, health probe and entrypoint" "$PY" infra/tests/check_dockerfiles.py
