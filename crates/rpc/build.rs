@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &[
                 "../../proto/cybervpn/bot/v1/bot.proto",
                 "../../proto/cybervpn/bot/v1/admin.proto",
+                "../../proto/cybervpn/bot/v1/delivery.proto",
             ],
             &["../../proto"],
         )?;

@@ -578,7 +578,7 @@ impl Default for SchedulerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelegramConfig {
-    /// Bot token from @BotFather; unset keeps notifications queued in the database.
+    /// Bot token from @BotFather (the bot delivers notifications with it); unset keeps them recorded only.
     pub bot_token: Option<Secret<String>>,
     /// Bot API base URL.
     pub api_url: String,

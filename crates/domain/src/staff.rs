@@ -65,6 +65,7 @@ impl StaffRole {
                 ViewPayments,
                 ManagePayments,
                 ManagePromoCodes,
+                SendBroadcasts,
             ],
             Self::SuperAdmin => Permission::ALL,
         }
@@ -117,6 +118,8 @@ string_enum! {
         ManagePayments => "manage_payments",
         /// Create, change and switch off promo codes.
         ManagePromoCodes => "manage_promo_codes",
+        /// Send a message to all, active or trial customers through the bot.
+        SendBroadcasts => "send_broadcasts",
     }
 }
 

@@ -75,6 +75,22 @@ impl Job for DeliverNotification {
     };
 }
 
+/// Deliver a confirmed broadcast, one recipient at a time, paced under Telegram's limits (run by the bot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendBroadcast {
+    /// The broadcast's id.
+    pub broadcast_id: Uuid,
+}
+
+impl Job for SendBroadcast {
+    const NAME: &'static str = "send_broadcast";
+    const RETRY: RetryPolicy = RetryPolicy {
+        max_attempts: 20,
+        base_delay: Duration::from_secs(2),
+        max_delay: Duration::from_secs(60),
+    };
+}
+
 macro_rules! periodic_jobs {
     ($($(#[doc = $doc:literal])* $name:ident => $job:literal,)*) => {
         $(
@@ -148,6 +164,7 @@ pub const NAMES: &[&str] = &[
     ProvisionSubscription::NAME,
     PanelUserAction::NAME,
     DeliverNotification::NAME,
+    SendBroadcast::NAME,
     NodeSync::NAME,
     ServerGeolocation::NAME,
     NodeHealthCheck::NAME,
@@ -178,6 +195,7 @@ pub async fn push_named(
         }
         PanelUserAction::NAME => queue.push(&decode::<PanelUserAction>(payload)?).await?,
         DeliverNotification::NAME => queue.push(&decode::<DeliverNotification>(payload)?).await?,
+        SendBroadcast::NAME => queue.push(&decode::<SendBroadcast>(payload)?).await?,
         _ => return Ok(None),
     };
     Ok(Some(id))

@@ -21,6 +21,7 @@ pub use crate::retry::RetryPolicy;
 pub use crate::worker::Worker;
 
 pub mod catalog;
+#[cfg(feature = "outbox")]
 pub mod outbox;
 
 /// A background job: its payload type, stable name (also its queue) and retry policy.

@@ -64,6 +64,11 @@ pub enum KeysCommand {
 
 /// Parses the command line, loads and validates configuration, starts logging, and runs the command.
 pub async fn main(mode: Mode) -> anyhow::Result<()> {
+    main_with(mode, None).await
+}
+
+/// [`main`], with `companion` (the bot) running beside the api in standalone mode when a bot token is set.
+pub async fn main_with(mode: Mode, companion: Option<crate::Companion>) -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
     cybervpn_telemetry::init_logging(&config.log)?;
@@ -72,7 +77,8 @@ pub async fn main(mode: Mode) -> anyhow::Result<()> {
     match command {
         Command::Serve { migrate } => {
             config.database.migrate |= migrate;
-            crate::serve(Arc::new(config), mode).await
+            let companion = companion.filter(|_| config.telegram.bot_token.is_some());
+            crate::serve(Arc::new(config), mode, companion).await
         }
         Command::Migrate => crate::migrate(&config).await,
         Command::Admin(AdminCommand::Create {
@@ -108,6 +114,16 @@ fn apply_mode(config: &mut Config, mode: Mode, needs_database: bool) -> anyhow::
             }
             if config.redis.url.take().is_some() {
                 tracing::warn!("standalone mode ignores redis.url: it keeps its state in-process");
+            }
+            // The in-process bot reaches the api over loopback gRPC, with a token made for this run.
+            if config.telegram.bot_token.is_some() && config.grpc.bot_token.is_none() {
+                let token = format!(
+                    "{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                );
+                config.grpc.bot_token = Some(cybervpn_config::Secret::new(token));
+                config.grpc.listen = "127.0.0.1:0".to_owned();
             }
             // SQLite has one writer; a few connections serve reads, and each costs page cache.
             config.database.max_connections = config.database.max_connections.min(4);

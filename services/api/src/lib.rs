@@ -53,8 +53,26 @@ pub struct Api {
     server: Server,
     addr: SocketAddr,
     db: Db,
+    config: Arc<Config>,
+    queue: Option<Queue>,
     background: Option<Background>,
     grpc: Option<Grpc>,
+    companion: Option<Background>,
+}
+
+/// A service the standalone process runs beside the api once it is built (the Telegram bot).
+pub type Companion = Box<
+    dyn FnOnce(Embedded) -> futures_util::future::BoxFuture<'static, anyhow::Result<()>> + Send,
+>;
+
+/// What the api hands a [`Companion`].
+pub struct Embedded {
+    /// The configuration, with `grpc.url` pointing at this process's gRPC server.
+    pub config: Arc<Config>,
+    /// The in-process job queue.
+    pub queue: Queue,
+    /// Turns true when the process stops.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The internal gRPC server running beside the HTTP one.
@@ -64,7 +82,7 @@ struct Grpc {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// The worker and scheduler running inside the standalone process.
+/// Tasks running inside the standalone process (worker and scheduler, or a companion), stopped together.
 struct Background {
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -86,9 +104,45 @@ impl Api {
         self.server.handle()
     }
 
+    /// Starts `companion` beside the api when it can run: in standalone mode (the in-process queue) with the
+    /// gRPC server up; it is stopped before the api's own tasks.
+    pub fn start_companion(&mut self, companion: Companion) -> bool {
+        let (Some(queue), Some(grpc), true) = (
+            self.queue.clone(),
+            self.grpc_addr(),
+            self.background.is_some(),
+        ) else {
+            return false;
+        };
+        let mut config = (*self.config).clone();
+        config.grpc.url = format!("http://{grpc}");
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let embedded = Embedded {
+                config: Arc::new(config),
+                queue,
+                shutdown,
+            };
+            if let Err(err) = companion(embedded).await {
+                tracing::error!(error = format!("{err:#}"), "in-process companion failed");
+            }
+        });
+        self.companion = Some(Background {
+            stop,
+            tasks: vec![task],
+        });
+        true
+    }
+
     /// Serves until the server is stopped, then closes the database pool.
     pub async fn run(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some(companion) = self.companion {
+            let _ = companion.stop.send(true);
+            for task in companion.tasks {
+                let _ = task.await;
+            }
+        }
         if let Some(grpc) = self.grpc {
             let _ = grpc.stop.send(true);
             let _ = grpc.task.await;
@@ -189,7 +243,7 @@ pub async fn build(
         kv,
         panel,
         gateways,
-        queue,
+        queue: queue.clone(),
         metrics,
         plans: state::CachedBody::new(Duration::from_secs(config.api.plans_cache_ttl_secs)),
         auth: auth::AuthState {
@@ -268,8 +322,11 @@ pub async fn build(
         server,
         addr,
         db,
+        config,
+        queue,
         background,
         grpc,
+        companion: None,
     })
 }
 
@@ -316,11 +373,21 @@ fn cors(origins: &[String]) -> Cors {
         .max_age(600)
 }
 
-/// Binds `config.api.listen`, builds the api and serves until SIGINT/SIGTERM.
-pub async fn serve(config: Arc<Config>, mode: Mode) -> anyhow::Result<()> {
+/// Binds `config.api.listen`, builds the api (with `companion` beside it in standalone mode) and serves until
+/// SIGINT/SIGTERM.
+pub async fn serve(
+    config: Arc<Config>,
+    mode: Mode,
+    companion: Option<Companion>,
+) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(config.api.listen)
         .with_context(|| format!("cannot bind {}", config.api.listen))?;
-    let api = build(config, listener, mode).await?;
+    let mut api = build(config, listener, mode).await?;
+    if let Some(companion) = companion
+        && api.start_companion(companion)
+    {
+        tracing::info!("telegram bot running in-process");
+    }
     tracing::info!(addr = %api.addr(), ?mode, "api listening");
     api.run_until_signalled().await.context("server error")
 }

@@ -5,10 +5,22 @@ use cybervpn_rpc::bot::v1 as pb;
 use frankenstein::types::User;
 use tonic::{Code, Status};
 
-use crate::{App, DIALOG_TTL, Lang, button, keyboard, short_date, text, text_with, user_id};
+use crate::{
+    App, DIALOG_TTL, Lang, button,
+    delivery::{Content, broadcast_summary},
+    keyboard, short_date, text, text_with, user_id,
+};
 
 /// Dialogue state: the next text is a customer search.
 pub(crate) const DIALOG_ADMIN_SEARCH: i64 = 2;
+/// Dialogue states: the next message is a broadcast to all, active or trial customers.
+const DIALOG_BROADCAST: [(i64, pb::BroadcastAudience, &str); 3] = [
+    (3, pb::BroadcastAudience::All, "all"),
+    (4, pb::BroadcastAudience::Active, "active"),
+    (5, pb::BroadcastAudience::Trial, "trial"),
+];
+/// Dialogue state: the next text is a new promo code (`CODE 20% [uses] [days]` or `CODE +7d [uses] [days]`).
+pub(crate) const DIALOG_NEW_PROMO: i64 = 6;
 /// Days the panel's extend button adds.
 const EXTEND_DAYS: u32 = 30;
 
@@ -49,7 +61,11 @@ impl App {
                 button(text(lang, "button-admin-stats"), "adm:stats"),
                 button(text(lang, "button-admin-find"), "adm:find"),
             ],
-            vec![button(text(lang, "button-admin-audit"), "adm:audit")],
+            vec![
+                button(text(lang, "button-admin-audit"), "adm:audit"),
+                button(text(lang, "button-admin-broadcast"), "adm:bc"),
+            ],
+            vec![button(text(lang, "button-admin-promos"), "adm:promo")],
         ];
         let body = text_with(
             lang,
@@ -170,10 +186,229 @@ impl App {
                         lines.join("\n")
                     }
                 }),
+            ("bc", None) => match admin
+                .get_staff(pb::GetStaffRequest { telegram_user_id })
+                .await
+            {
+                Ok(staff)
+                    if staff
+                        .get_ref()
+                        .permissions
+                        .iter()
+                        .any(|p| p == "send_broadcasts") =>
+                {
+                    let row = DIALOG_BROADCAST
+                        .iter()
+                        .map(|(_, _, name)| {
+                            button(
+                                text(lang, &format!("button-audience-{name}")),
+                                &format!("adm:bca:{name}"),
+                            )
+                        })
+                        .collect();
+                    return self
+                        .send(
+                            chat,
+                            &text(lang, "admin-broadcast-audience"),
+                            Some(keyboard(vec![row])),
+                        )
+                        .await;
+                }
+                Ok(_) => Err(Status::permission_denied("send_broadcasts")),
+                Err(status) => Err(status),
+            },
+            ("bca", Some(name)) => match DIALOG_BROADCAST.iter().find(|(_, _, n)| *n == name) {
+                Some((state, _, _)) => {
+                    let _ = self
+                        .store
+                        .set_number(&crate::dialog_key(user), *state, DIALOG_TTL)
+                        .await;
+                    Ok(text(lang, "admin-broadcast-prompt"))
+                }
+                None => return self.admin_menu(user, chat, lang).await,
+            },
+            ("bcgo", Some(id)) => match admin
+                .start_broadcast(pb::StartBroadcastRequest {
+                    telegram_user_id,
+                    broadcast_id: id.to_owned(),
+                })
+                .await
+            {
+                Ok(started) => {
+                    let total = started.into_inner().broadcast.map_or(0, |b| b.total);
+                    let body = text_with(
+                        lang,
+                        "admin-broadcast-started",
+                        &[("total", total.to_string())],
+                    );
+                    let progress = button(
+                        text(lang, "button-broadcast-progress"),
+                        &format!("adm:bcst:{id}"),
+                    );
+                    return self
+                        .send(chat, &body, Some(keyboard(vec![vec![progress]])))
+                        .await;
+                }
+                Err(status) => Err(status),
+            },
+            ("bcno", Some(id)) => admin
+                .cancel_broadcast(pb::CancelBroadcastRequest {
+                    telegram_user_id,
+                    broadcast_id: id.to_owned(),
+                })
+                .await
+                .map(|_| text(lang, "admin-broadcast-cancelled")),
+            ("bcst", Some(id)) => admin
+                .get_broadcast(pb::GetBroadcastRequest {
+                    telegram_user_id,
+                    broadcast_id: id.to_owned(),
+                })
+                .await
+                .map(|found| match found.into_inner().broadcast {
+                    Some(broadcast) => {
+                        broadcast_summary(lang, "admin-broadcast-progress", &broadcast)
+                    }
+                    None => text(lang, "admin-no-results"),
+                }),
+            ("promo", None) => match admin
+                .list_promo_codes(pb::ListPromoCodesRequest {
+                    telegram_user_id,
+                    limit: 10,
+                })
+                .await
+            {
+                Ok(list) => {
+                    let codes = list.into_inner().promo_codes;
+                    let mut rows: Vec<_> = codes
+                        .iter()
+                        .filter(|code| code.is_active)
+                        .map(|code| {
+                            vec![button(
+                                text_with(lang, "button-promo-off", &[("code", code.code.clone())]),
+                                &format!("adm:poff:{}", code.id),
+                            )]
+                        })
+                        .collect();
+                    rows.push(vec![button(text(lang, "button-promo-new"), "adm:pnew")]);
+                    let lines: Vec<String> =
+                        codes.iter().map(|code| promo_line(lang, code)).collect();
+                    let body = if lines.is_empty() {
+                        text(lang, "admin-promo-empty")
+                    } else {
+                        lines.join("\n")
+                    };
+                    return self.send(chat, &body, Some(keyboard(rows))).await;
+                }
+                Err(status) => Err(status),
+            },
+            ("pnew", None) => {
+                let _ = self
+                    .store
+                    .set_number(&crate::dialog_key(user), DIALOG_NEW_PROMO, DIALOG_TTL)
+                    .await;
+                Ok(text(lang, "admin-promo-prompt"))
+            }
+            ("poff", Some(id)) => admin
+                .deactivate_promo_code(pb::DeactivatePromoCodeRequest {
+                    telegram_user_id,
+                    promo_code_id: id.to_owned(),
+                })
+                .await
+                .map(|_| text(lang, "admin-promo-off")),
             _ => return self.admin_menu(user, chat, lang).await,
         };
         match result {
             Ok(body) => self.send(chat, &body, None).await,
+            Err(status) => self.admin_fail(chat, lang, &status).await,
+        }
+    }
+
+    /// The broadcast audience chosen in dialogue state `state`, if it is one.
+    pub(crate) fn broadcast_audience(state: i64) -> Option<pb::BroadcastAudience> {
+        DIALOG_BROADCAST
+            .iter()
+            .find(|(s, _, _)| *s == state)
+            .map(|(_, audience, _)| *audience)
+    }
+
+    /// A broadcast written after choosing its audience: stored as a draft, shown back, and confirmed by a
+    /// button.
+    pub(crate) async fn broadcast_draft(
+        &self,
+        user: &User,
+        chat: i64,
+        lang: Lang,
+        audience: pb::BroadcastAudience,
+        body: &str,
+        photo: Option<&str>,
+    ) {
+        let _ = self.store.delete(&crate::dialog_key(user)).await;
+        let created = self
+            .admin
+            .clone()
+            .create_broadcast(pb::CreateBroadcastRequest {
+                telegram_user_id: user_id(user),
+                audience: audience.into(),
+                text: body.to_owned(),
+                photo_file_id: photo.unwrap_or_default().to_owned(),
+                report_chat_id: chat,
+            })
+            .await;
+        let draft = match created {
+            Ok(created) => created.into_inner().broadcast.unwrap_or_default(),
+            Err(status) if status.code() == Code::InvalidArgument => {
+                return self
+                    .send(chat, &text(lang, "admin-broadcast-invalid"), None)
+                    .await;
+            }
+            Err(status) => return self.admin_fail(chat, lang, &status).await,
+        };
+        // The preview is the message exactly as customers will get it.
+        let _ = self.deliver(chat, &Content { text: body, photo }).await;
+        let buttons = vec![vec![
+            button(
+                text(lang, "button-broadcast-send"),
+                &format!("adm:bcgo:{}", draft.id),
+            ),
+            button(
+                text(lang, "button-broadcast-cancel"),
+                &format!("adm:bcno:{}", draft.id),
+            ),
+        ]];
+        let question = text_with(
+            lang,
+            "admin-broadcast-preview",
+            &[("total", draft.total.to_string())],
+        );
+        self.send(chat, &question, Some(keyboard(buttons))).await;
+    }
+
+    /// A new promo code typed after "New code": `CODE 20% [uses] [days]` or `CODE +7d [uses] [days]`.
+    pub(crate) async fn admin_new_promo(&self, user: &User, chat: i64, lang: Lang, line: &str) {
+        let _ = self.store.delete(&crate::dialog_key(user)).await;
+        let Some(request) = parse_promo(user_id(user), line) else {
+            return self
+                .send(chat, &text(lang, "admin-promo-invalid"), None)
+                .await;
+        };
+        match self.admin.clone().create_promo_code(request).await {
+            Ok(created) => {
+                let code = created.into_inner().promo_code.unwrap_or_default();
+                let body = text_with(
+                    lang,
+                    "admin-promo-created",
+                    &[("line", promo_line(lang, &code))],
+                );
+                self.send(chat, &body, None).await;
+            }
+            Err(status) if matches!(status.code(), Code::InvalidArgument | Code::AlreadyExists) => {
+                let body = text_with(
+                    lang,
+                    "admin-promo-refused",
+                    &[("reason", status.message().to_owned())],
+                );
+                self.send(chat, &body, None).await;
+            }
             Err(status) => self.admin_fail(chat, lang, &status).await,
         }
     }
@@ -293,4 +528,95 @@ fn revenue(lang: Lang, rows: &[pb::Revenue]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" · ")
+}
+
+/// `CODE 20% [uses] [days]` or `CODE +7d [uses] [days]` as a create request; `None` when it does not parse.
+fn parse_promo(telegram_user_id: i64, line: &str) -> Option<pb::CreatePromoCodeRequest> {
+    let mut words = line.split_whitespace();
+    let code = words.next()?.to_owned();
+    let benefit = words.next()?;
+    let (percent_off, bonus_days) = if let Some(percent) = benefit.strip_suffix('%') {
+        (percent.parse().ok()?, 0)
+    } else {
+        let days = benefit.strip_prefix('+')?.strip_suffix('d')?;
+        (0, days.parse().ok()?)
+    };
+    let max_uses = words.next().map(str::parse).transpose().ok()?.unwrap_or(0);
+    let valid_days = words.next().map(str::parse).transpose().ok()?.unwrap_or(0);
+    if words.next().is_some() {
+        return None;
+    }
+    Some(pb::CreatePromoCodeRequest {
+        telegram_user_id,
+        code,
+        percent_off,
+        bonus_days,
+        max_uses,
+        valid_days,
+    })
+}
+
+/// One promo code in a line: code, benefit, uses, state.
+fn promo_line(lang: Lang, code: &pb::PromoCode) -> String {
+    let benefit = match code.benefit.split_once(':') {
+        Some(("percent_off", n)) => format!("−{n}%"),
+        Some(("bonus_days", n)) => format!("+{n}d"),
+        Some((_, amount)) => amount.to_owned(),
+        None => code.benefit.clone(),
+    };
+    let uses = if code.max_uses == 0 {
+        format!("{}/∞", code.used_count)
+    } else {
+        format!("{}/{}", code.used_count, code.max_uses)
+    };
+    let state = text(
+        lang,
+        if code.is_active {
+            "admin-promo-on"
+        } else {
+            "admin-promo-state-off"
+        },
+    );
+    let until = if code.valid_until.is_empty() {
+        String::new()
+    } else {
+        format!(" · → {}", short_date(&code.valid_until))
+    };
+    format!("{} · {benefit} · {uses} · {state}{until}", code.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_promo;
+
+    #[test]
+    fn promo_lines_parse_into_one_benefit() {
+        let percent = parse_promo(1, "SPRING 20% 100 30").unwrap();
+        assert_eq!(
+            (
+                percent.code.as_str(),
+                percent.percent_off,
+                percent.bonus_days,
+                percent.max_uses,
+                percent.valid_days
+            ),
+            ("SPRING", 20, 0, 100, 30)
+        );
+        let days = parse_promo(1, "gift +7d").unwrap();
+        assert_eq!(
+            (days.percent_off, days.bonus_days, days.max_uses),
+            (0, 7, 0)
+        );
+        for bad in [
+            "",
+            "CODE",
+            "CODE 20",
+            "CODE +7",
+            "CODE 20% many",
+            "CODE 20% 1 2 3",
+            "CODE -5d",
+        ] {
+            assert!(parse_promo(1, bad).is_none(), "{bad:?}");
+        }
+    }
 }

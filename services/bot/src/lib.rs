@@ -6,6 +6,7 @@
 //! restart. All texts come from the Fluent files in `locales/`.
 
 mod admin;
+mod delivery;
 mod i18n;
 mod metrics;
 
@@ -13,10 +14,13 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use cybervpn_config::Config;
+use cybervpn_jobs::{JobMetrics, Queue};
 use cybervpn_kv::{RateDecision, Store};
 use cybervpn_rpc::bot::v1::{
     self as pb, admin_service_client::AdminServiceClient, bot_service_client::BotServiceClient,
+    delivery_service_client::DeliveryServiceClient,
 };
+pub use delivery::{MESSAGES_PER_SECOND, consume};
 use frankenstein::{
     AsyncTelegramApi, ParseMode,
     client_reqwest::Bot as Telegram,
@@ -40,6 +44,8 @@ use tonic::{Code, Status, service::interceptor::InterceptedService, transport::C
 type Rpc = BotServiceClient<InterceptedService<Channel, cybervpn_rpc::BearerToken>>;
 /// The api's `AdminService`, likewise.
 type AdminRpc = AdminServiceClient<InterceptedService<Channel, cybervpn_rpc::BearerToken>>;
+/// The api's `DeliveryService`, likewise.
+type DeliveryRpc = DeliveryServiceClient<InterceptedService<Channel, cybervpn_rpc::BearerToken>>;
 
 /// Dialogue states kept per Telegram user.
 const DIALOG_SUPPORT: i64 = 1;
@@ -65,6 +71,8 @@ pub struct App {
     telegram: Telegram,
     rpc: Rpc,
     admin: AdminRpc,
+    delivery: DeliveryRpc,
+    pacer: delivery::Pacer,
     store: Store,
     metrics: BotMetrics,
     config: Arc<Config>,
@@ -104,7 +112,9 @@ impl App {
         let mut app = Self {
             telegram,
             rpc: BotServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            admin: AdminServiceClient::with_interceptor(channel, bearer),
+            admin: AdminServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            delivery: DeliveryServiceClient::with_interceptor(channel, bearer),
+            pacer: delivery::Pacer::new(MESSAGES_PER_SECOND),
             store,
             metrics,
             username: config.bot.username.clone().unwrap_or_default(),
@@ -307,6 +317,25 @@ impl App {
         lang
     }
 
+    /// The language of the customer with Telegram id `telegram_id` (English when unknown).
+    async fn lang_of(&self, telegram_id: i64) -> Lang {
+        let key = format!("bot:lang:{telegram_id}");
+        if let Ok(values) = self.store.numbers(std::slice::from_ref(&key)).await
+            && let Some(Some(number)) = values.first()
+        {
+            return Lang::from_number(*number);
+        }
+        self.rpc
+            .clone()
+            .get_customer(pb::GetCustomerRequest {
+                telegram_user_id: telegram_id,
+            })
+            .await
+            .ok()
+            .and_then(|state| state.into_inner().customer)
+            .map_or(Lang::En, |customer| Lang::from_tag(&customer.language))
+    }
+
     async fn remember_lang(&self, user: &User, lang: Lang) {
         let _ = self
             .store
@@ -353,7 +382,17 @@ impl App {
         if let Some(refunded) = &message.refunded_payment {
             return self.on_refunded_payment(user, chat, refunded).await;
         }
-        let Some(body) = message.text.as_deref() else {
+        // A photo only matters as a broadcast; its caption is the text.
+        let photo = message
+            .photo
+            .as_ref()
+            .and_then(|sizes| sizes.last())
+            .map(|size| size.file_id.as_str());
+        let Some(body) = message
+            .text
+            .as_deref()
+            .or_else(|| photo.map(|_| message.caption.as_deref().unwrap_or_default()))
+        else {
             return;
         };
         if !self.admit(user, chat, body.starts_with("/link ")).await {
@@ -392,10 +431,21 @@ impl App {
             .await
             .ok()
             .and_then(|values| values.first().copied().flatten());
+        if let Some(audience) = dialog.and_then(App::broadcast_audience) {
+            return self
+                .broadcast_draft(user, chat, lang, audience, body, photo)
+                .await;
+        }
+        if photo.is_some() {
+            return;
+        }
         match dialog {
             Some(DIALOG_SUPPORT) => return self.support_text(user, chat, lang, body).await,
             Some(admin::DIALOG_ADMIN_SEARCH) => {
                 return self.admin_search(user, chat, lang, body).await;
+            }
+            Some(admin::DIALOG_NEW_PROMO) => {
+                return self.admin_new_promo(user, chat, lang, body).await;
             }
             _ => {}
         }
@@ -1125,10 +1175,42 @@ fn describe(err: &frankenstein::Error) -> String {
     }
 }
 
-/// Runs the bot until SIGINT/SIGTERM: `/health` and `/metrics` on `bot.listen`, updates by long polling.
+/// Runs the bot until SIGINT/SIGTERM: `/health` and `/metrics` on `bot.listen`, updates by long polling (or a
+/// webhook), and the notification and broadcast jobs from the Redis queue.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let metrics = cybervpn_telemetry::Metrics::new()?;
+    let queue = match &config.redis.url {
+        Some(url) => Some(
+            Queue::redis(
+                url.expose(),
+                &config.redis.key_prefix,
+                JobMetrics::register(metrics.registry())?,
+            )
+            .await
+            .context("job queue (redis.url)")?,
+        ),
+        None => {
+            tracing::warn!("redis.url is not set: notifications and broadcasts are not delivered");
+            None
+        }
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        cybervpn_telemetry::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    run_with(config, metrics, queue, stopped).await
+}
+
+/// Runs the bot until `shutdown` turns true, consuming deliveries from `queue` when given (the standalone
+/// process passes its in-process queue).
+pub async fn run_with(
+    config: Arc<Config>,
+    metrics: cybervpn_telemetry::Metrics,
+    queue: Option<Queue>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let bot_metrics = BotMetrics::register(metrics.registry())?;
     let store = match &config.redis.url {
         Some(url) => Store::Redis(
@@ -1148,10 +1230,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::new(|| Box::pin(async { Ok(serde_json::json!({ "status": "ok" })) }));
     let app = Arc::new(App::new(Arc::clone(&config), store, bot_metrics).await?);
     app.set_commands().await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        cybervpn_telemetry::shutdown_signal().await;
-        let _ = stop.send(true);
+    let consumer = queue.map(|queue| {
+        let app = Arc::clone(&app);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(err) = consume(app, queue, shutdown).await {
+                tracing::error!(error = %err, "delivery consumer failed");
+            }
+        })
     });
     let ops = match &config.bot.webhook_url {
         Some(url) => {
@@ -1159,7 +1245,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let ops =
                 cybervpn_telemetry::OpsServer::spawn_with(listener, metrics, health, Some(webhook));
             tracing::info!(username = %app.username, "bot receiving updates by webhook");
-            let mut stopped = stopped;
+            let mut stopped = shutdown;
             let _ = stopped.wait_for(|stop| *stop).await;
             ops
         }
@@ -1174,10 +1260,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 )
                 .await;
             tracing::info!(username = %app.username, "bot polling for updates");
-            app.poll(stopped).await;
+            app.poll(shutdown).await;
             ops
         }
     };
+    if let Some(consumer) = consumer {
+        let _ = consumer.await;
+    }
     ops.stop().await;
     Ok(())
 }

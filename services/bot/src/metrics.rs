@@ -15,6 +15,8 @@ pub struct BotMetrics {
     pub payments: IntCounterVec,
     /// `bot_errors_total{type}`.
     pub errors: IntCounterVec,
+    /// `bot_broadcast_messages_total{outcome}`.
+    pub broadcast_messages: IntCounterVec,
 }
 
 impl BotMetrics {
@@ -40,8 +42,19 @@ impl BotMetrics {
             &["gateway", "status"],
         )?;
         let errors = vec("bot_errors_total", "Errors, by type", &["type"])?;
+        let broadcast_messages = vec(
+            "bot_broadcast_messages_total",
+            "Broadcast messages delivered, by outcome",
+            &["outcome"],
+        )?;
         registry.register(Box::new(updates.clone()))?;
-        for counter in [&commands, &api_requests, &payments, &errors] {
+        for counter in [
+            &commands,
+            &api_requests,
+            &payments,
+            &errors,
+            &broadcast_messages,
+        ] {
             registry.register(Box::new(counter.clone()))?;
         }
         Ok(Self {
@@ -50,6 +63,7 @@ impl BotMetrics {
             api_requests,
             payments,
             errors,
+            broadcast_messages,
         })
     }
 }

@@ -12,7 +12,7 @@ mod provision;
 mod relay;
 mod runtime;
 
-pub use notify::{Telegram, notify};
+pub use notify::notify;
 pub use periodic::record_node;
 pub use provision::{ProvisionOutcome, panel_username, provision};
 pub use relay::relay_once;

@@ -9,9 +9,9 @@ use cybervpn_domain::SubscriptionId;
 use cybervpn_jobs::{
     JobError, JobMetrics, Queue, Worker,
     catalog::{
-        BandwidthStats, DeliverNotification, DisableExpired, ExpiryReminders, FullReconcile,
-        MonthlyTrafficReset, NodeHealthCheck, NodeSync, PanelUserAction, PaymentsSweep,
-        ProvisionSubscription, ServerConfigs, ServerGeolocation, UserTrafficStats,
+        BandwidthStats, DisableExpired, ExpiryReminders, FullReconcile, MonthlyTrafficReset,
+        NodeHealthCheck, NodeSync, PanelUserAction, PaymentsSweep, ProvisionSubscription,
+        ServerConfigs, ServerGeolocation, UserTrafficStats,
     },
 };
 use cybervpn_kv::{Kv, Store};
@@ -20,7 +20,7 @@ use cybervpn_telemetry::Metrics;
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
-use crate::{Telegram, actions, notify, payments, periodic, provision, relay};
+use crate::{actions, payments, periodic, provision, relay};
 
 /// What every job handler works with; cheap to clone.
 #[derive(Clone)]
@@ -33,8 +33,6 @@ pub struct Services {
     pub store: Store,
     /// The panel client; `None` when `remnawave.url` is not configured.
     pub panel: Option<Panel>,
-    /// Telegram delivery; `None` without a bot token.
-    pub telegram: Option<Telegram>,
     /// CryptoBot, to find paid invoices whose webhook was missed; `None` without a token.
     pub cryptobot: Option<cybervpn_payments::cryptobot::CryptoBot>,
     /// The configuration.
@@ -43,7 +41,7 @@ pub struct Services {
 }
 
 impl Services {
-    /// Builds the panel and Telegram clients from `config`.
+    /// Builds the panel and CryptoBot clients from `config`.
     pub fn new(
         config: Arc<Config>,
         db: Db,
@@ -65,7 +63,6 @@ impl Services {
             }
             _ => None,
         };
-        let telegram = Telegram::from_config(&config.telegram).context("telegram client")?;
         let cryptobot = match &config.payments.cryptobot_token {
             Some(token) => {
                 let mut settings =
@@ -88,7 +85,6 @@ impl Services {
             queue,
             store,
             panel,
-            telegram,
             cryptobot,
             config,
             squads: Arc::default(),
@@ -177,13 +173,6 @@ pub fn register(worker: Worker, services: &Services) -> Worker {
         worker.handle(n, move |job: PanelUserAction, _| {
             let services = services.clone();
             async move { actions::run(&services, &job).await }
-        })
-    };
-    let worker = {
-        let services = services.clone();
-        worker.handle(n, move |job: DeliverNotification, _| {
-            let services = services.clone();
-            async move { notify::deliver(&services, &job).await }
         })
     };
     let worker = {

@@ -91,7 +91,7 @@ pub enum Step {
         /// Whether this call finished it.
         first: bool,
     },
-    /// Cancelled by staff (or never confirmed): stop.
+    /// Cancelled by staff, never confirmed, or the run asked to claim nothing: stop.
     Stopped,
 }
 
@@ -248,13 +248,14 @@ impl<'a, C: ConnectionTrait> Broadcasts<'a, C> {
         Ok(cancelled.rows_affected == 1)
     }
 
-    /// Records the outcome of the recipient `run` sent to last (if any) and claims the next one for `run`.
-    /// Run it in a transaction. A recipient is claimed by one run only, and an outcome counts once.
+    /// Records the outcome of the recipient `run` sent to last (if any) and, if `claim`, claims the next one
+    /// for `run`. Run it in a transaction. A recipient is claimed by one run only, and an outcome counts once.
     pub async fn advance(
         &self,
         id: Uuid,
         run: Uuid,
         report: Option<(CustomerId, DeliveryOutcome, Option<String>)>,
+        claim: bool,
         now: DateTime<Utc>,
     ) -> Result<Step, DbError> {
         let now = crate::stored_time(now);
@@ -293,6 +294,9 @@ impl<'a, C: ConnectionTrait> Broadcasts<'a, C> {
                 });
             }
             BroadcastStatus::Draft | BroadcastStatus::Cancelled => return Ok(Step::Stopped),
+        }
+        if !claim {
+            return Ok(Step::Stopped);
         }
         let mut next = broadcast_recipient::Entity::find()
             .filter(broadcast_recipient::Column::BroadcastId.eq(id))

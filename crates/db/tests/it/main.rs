@@ -664,14 +664,18 @@ async fn broadcasts_reach_their_audience_once_and_settle_dead_claims(backend: Ba
 
     // Run A claims the first recipient and dies; run B delivers the rest.
     let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-    let Step::Send(lost) = repo.advance(draft.id, a, None, now).await.unwrap() else {
+    let Step::Send(lost) = repo.advance(draft.id, a, None, true, now).await.unwrap() else {
         panic!("nothing to send")
     };
     assert_eq!(lost.customer_id, idle.id, "recipients go in a stable order");
     let mut delivered = Vec::new();
     let mut report = None;
     loop {
-        match repo.advance(draft.id, b, report.take(), now).await.unwrap() {
+        match repo
+            .advance(draft.id, b, report.take(), true, now)
+            .await
+            .unwrap()
+        {
             Step::Send(next) => {
                 delivered.push(next.telegram_id);
                 let outcome = if next.telegram_id == 103 {
@@ -688,7 +692,8 @@ async fn broadcasts_reach_their_audience_once_and_settle_dead_claims(backend: Ba
     assert_eq!(delivered, vec![102, 103]);
     // A's claim is still young: the broadcast waits for it; once it is stale it is settled, not resent.
     let later = now + cybervpn_db::CLAIM_TIMEOUT + Duration::seconds(1);
-    let Step::Finished { broadcast, first } = repo.advance(draft.id, b, None, later).await.unwrap()
+    let Step::Finished { broadcast, first } =
+        repo.advance(draft.id, b, None, true, later).await.unwrap()
     else {
         panic!("not finished")
     };
@@ -708,6 +713,7 @@ async fn broadcasts_reach_their_audience_once_and_settle_dead_claims(backend: Ba
             draft.id,
             a,
             Some((lost.customer_id, DeliveryOutcome::Sent, None)),
+            true,
             later,
         )
         .await

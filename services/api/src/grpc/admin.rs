@@ -36,7 +36,7 @@ pub(crate) fn link_code_hash(code: &str) -> String {
 
 impl Admin {
     /// The active staff account linked to this Telegram user, if it holds `permission`.
-    async fn staff(
+    pub(super) async fn staff(
         &self,
         telegram_user_id: i64,
         permission: Option<Permission>,
@@ -328,5 +328,68 @@ impl AdminService for Admin {
                 })
                 .collect(),
         }))
+    }
+
+    async fn create_broadcast(
+        &self,
+        request: Request<pb::CreateBroadcastRequest>,
+    ) -> Result<Response<pb::CreateBroadcastResponse>, Status> {
+        Ok(Response::new(
+            Admin::create_broadcast(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn start_broadcast(
+        &self,
+        request: Request<pb::StartBroadcastRequest>,
+    ) -> Result<Response<pb::StartBroadcastResponse>, Status> {
+        Ok(Response::new(
+            Admin::start_broadcast(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn cancel_broadcast(
+        &self,
+        request: Request<pb::CancelBroadcastRequest>,
+    ) -> Result<Response<pb::CancelBroadcastResponse>, Status> {
+        Ok(Response::new(
+            Admin::cancel_broadcast(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_broadcast(
+        &self,
+        request: Request<pb::GetBroadcastRequest>,
+    ) -> Result<Response<pb::GetBroadcastResponse>, Status> {
+        Ok(Response::new(
+            Admin::get_broadcast(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_promo_codes(
+        &self,
+        request: Request<pb::ListPromoCodesRequest>,
+    ) -> Result<Response<pb::ListPromoCodesResponse>, Status> {
+        Ok(Response::new(
+            Admin::list_promo_codes(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn create_promo_code(
+        &self,
+        request: Request<pb::CreatePromoCodeRequest>,
+    ) -> Result<Response<pb::CreatePromoCodeResponse>, Status> {
+        Ok(Response::new(
+            Admin::create_promo_code(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn deactivate_promo_code(
+        &self,
+        request: Request<pb::DeactivatePromoCodeRequest>,
+    ) -> Result<Response<pb::DeactivatePromoCodeResponse>, Status> {
+        Ok(Response::new(
+            Admin::deactivate_promo_code(self, request.into_inner()).await?,
+        ))
     }
 }

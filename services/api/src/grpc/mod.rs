@@ -1,5 +1,6 @@
-//! The internal gRPC server: `cybervpn.bot.v1.BotService` and `AdminService` for the Telegram bot,
-//! `grpc.health.v1` and server reflection (`v1` and `v1alpha`), behind the per-service token check.
+//! The internal gRPC server: `cybervpn.bot.v1.BotService`, `AdminService` and `DeliveryService` for the
+//! Telegram bot, `grpc.health.v1` and server reflection (`v1` and `v1alpha`), behind the per-service token
+//! check.
 //!
 //! Every method calls the same application functions as the HTTP routes; domain errors map to `Status` by
 //! their catalogue code.
@@ -20,6 +21,8 @@ use cybervpn_rpc::{
 use tonic::{Request, Response, Status};
 
 mod admin;
+mod delivery;
+mod promo;
 
 pub(crate) use admin::{LINK_CODE_TTL, link_code_hash};
 
@@ -96,6 +99,15 @@ pub(crate) async fn serve(
         },
         auth.clone(),
     );
+    health
+        .set_serving::<pb::delivery_service_server::DeliveryServiceServer<delivery::Delivery>>()
+        .await;
+    let delivery = pb::delivery_service_server::DeliveryServiceServer::with_interceptor(
+        delivery::Delivery {
+            state: state.clone(),
+        },
+        auth.clone(),
+    );
     let bot = pb::bot_service_server::BotServiceServer::with_interceptor(Bot { state }, auth);
     tonic::transport::Server::builder()
         .add_service(health_service)
@@ -103,6 +115,7 @@ pub(crate) async fn serve(
         .add_service(reflection_v1alpha?)
         .add_service(bot)
         .add_service(admin)
+        .add_service(delivery)
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener),
             shutdown,
@@ -581,7 +594,7 @@ fn parse_provider(text: &str) -> Result<PaymentProvider, Status> {
     text.parse().map_err(status)
 }
 
-fn benefit_text(benefit: PromoBenefit) -> String {
+pub(crate) fn benefit_text(benefit: PromoBenefit) -> String {
     match benefit {
         PromoBenefit::PercentOff { percent } => format!("percent_off:{percent}"),
         PromoBenefit::AmountOff { amount } => {

@@ -341,23 +341,64 @@ pub(crate) async fn create_promo_code(
         created_at: now,
         updated_at: now,
     };
+    create(&state, &staff.account, &request, &promo).await?;
+    let view = PromoView::from(&promo);
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Stores a new promo code made by `staff`, with its audit entry.
+pub(crate) async fn create(
+    state: &AppState,
+    staff: &cybervpn_domain::StaffAccount,
+    request: &RequestTag,
+    promo: &PromoCode,
+) -> Result<(), ApiError> {
     promo.validate()?;
     let txn = audit::begin(&state.db).await?;
     if let Some(plan) = promo.plan_id {
         cybervpn_db::Plans::on(&txn).get(plan).await?;
     }
-    Promos::on(&txn).create(&promo).await?;
-    let view = PromoView::from(&promo);
+    Promos::on(&txn).create(promo).await?;
     let change = Change {
         action: "promo_code.create",
         target_kind: "promo_code",
         target_id: promo.id.as_uuid(),
         before: None,
-        after: Some(audit::snapshot(&view)?),
+        after: Some(audit::snapshot(&PromoView::from(promo))?),
     };
-    audit::record(&txn, &staff.account, &request, change, now).await?;
+    audit::record(&txn, staff, request, change, promo.created_at).await?;
+    audit::commit(txn).await
+}
+
+/// Switches a promo code off (with its audit entry); false if it was off already.
+pub(crate) async fn deactivate(
+    state: &AppState,
+    staff: &cybervpn_domain::StaffAccount,
+    request: &RequestTag,
+    id: PromoCodeId,
+) -> Result<bool, ApiError> {
+    let now = Utc::now().trunc_subsecs(6);
+    let txn = audit::begin(&state.db).await?;
+    let before = Promos::on(&txn).get(id).await?;
+    if !before.is_active {
+        return Ok(false);
+    }
+    let mut after = before.clone();
+    after.is_active = false;
+    after.updated_at = now;
+    Promos::on(&txn).save(&after).await?;
+    save_change(
+        &txn,
+        staff,
+        request,
+        "promo_code.deactivate",
+        &before,
+        &after,
+        now,
+    )
+    .await?;
     audit::commit(txn).await?;
-    Ok(HttpResponse::Created().json(view))
+    Ok(true)
 }
 
 /// Changes to a promo code; absent fields stay. The code and its benefit never change (create another).
@@ -461,26 +502,13 @@ pub(crate) async fn deactivate_promo_code(
     state: web::Data<AppState>,
     request: RequestTag,
 ) -> Result<HttpResponse, ApiError> {
-    let now = Utc::now().trunc_subsecs(6);
-    let txn = audit::begin(&state.db).await?;
-    let before = Promos::on(&txn).get(PromoCodeId::from_uuid(*id)).await?;
-    if before.is_active {
-        let mut after = before.clone();
-        after.is_active = false;
-        after.updated_at = now;
-        Promos::on(&txn).save(&after).await?;
-        save_change(
-            &txn,
-            &staff.account,
-            &request,
-            "promo_code.deactivate",
-            &before,
-            &after,
-            now,
-        )
-        .await?;
-        audit::commit(txn).await?;
-    }
+    deactivate(
+        &state,
+        &staff.account,
+        &request,
+        PromoCodeId::from_uuid(*id),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -6,4 +6,3 @@ mod payments;
 mod periodic;
 mod provisioning;
 mod rig;
-mod telegram;
