@@ -14,6 +14,7 @@ mod m20261126_000006_payment_terms;
 mod m20261126_000007_promo_refunds;
 mod m20261126_000008_staff_telegram;
 mod m20261126_000009_broadcasts;
+mod m20261126_000010_gateway_switches;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000007_promo_refunds::Migration),
             Box::new(m20261126_000008_staff_telegram::Migration),
             Box::new(m20261126_000009_broadcasts::Migration),
+            Box::new(m20261126_000010_gateway_switches::Migration),
         ]
     }
 }

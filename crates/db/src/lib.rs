@@ -19,6 +19,7 @@ pub use repo::{
     broadcasts::{Broadcast, Broadcasts, CLAIM_TIMEOUT, NewBroadcast, Recipient, Step},
     customers::{CustomerRecord, CustomerSearch, Customers},
     dashboard::{Dashboard, Revenue},
+    gateway_switches::GatewaySwitches,
     notifications::{Audience, Notification, Notifications},
     outbox::{Outbox, OutboxMessage},
     payments::{PaymentSearch, Payments},

@@ -21,6 +21,10 @@ const DIALOG_BROADCAST: [(i64, pb::BroadcastAudience, &str); 3] = [
 ];
 /// Dialogue state: the next text is a new promo code (`CODE 20% [uses] [days]` or `CODE +7d [uses] [days]`).
 pub(crate) const DIALOG_NEW_PROMO: i64 = 6;
+/// Dialogue state: the next text sets a plan's prices (`pro_30 9.99 USD 899 RUB 500 XTR`).
+pub(crate) const DIALOG_PLAN_PRICES: i64 = 7;
+/// Dialogue state: the next text is a new plan (`pro 30 5 0 9.99 USD 899 RUB`).
+pub(crate) const DIALOG_NEW_PLAN: i64 = 8;
 /// Days the panel's extend button adds.
 const EXTEND_DAYS: u32 = 30;
 
@@ -65,7 +69,11 @@ impl App {
                 button(text(lang, "button-admin-audit"), "adm:audit"),
                 button(text(lang, "button-admin-broadcast"), "adm:bc"),
             ],
-            vec![button(text(lang, "button-admin-promos"), "adm:promo")],
+            vec![
+                button(text(lang, "button-admin-promos"), "adm:promo"),
+                button(text(lang, "button-admin-plans"), "adm:plans"),
+                button(text(lang, "button-admin-gateways"), "adm:gw"),
+            ],
         ];
         let body = text_with(
             lang,
@@ -315,6 +323,126 @@ impl App {
                 })
                 .await
                 .map(|_| text(lang, "admin-promo-off")),
+            ("plans", None) => match self.all_plans(telegram_user_id).await {
+                Ok(plans) => {
+                    let mut rows: Vec<Vec<_>> = plans
+                        .chunks(4)
+                        .map(|chunk| {
+                            chunk
+                                .iter()
+                                .filter_map(|plan| plan.plan.as_ref())
+                                .map(|plan| {
+                                    button(plan.code.clone(), &format!("adm:plan:{}", plan.id))
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    rows.push(vec![
+                        button(text(lang, "button-plan-prices"), "adm:plpr"),
+                        button(text(lang, "button-plan-new"), "adm:plnew"),
+                    ]);
+                    let lines: Vec<String> =
+                        plans.iter().map(|plan| plan_line(lang, plan)).collect();
+                    return self
+                        .send(chat, &lines.join("\n"), Some(keyboard(rows)))
+                        .await;
+                }
+                Err(status) => Err(status),
+            },
+            ("plan", Some(id)) => match self.all_plans(telegram_user_id).await {
+                Ok(plans) => {
+                    let Some(plan) = plans
+                        .iter()
+                        .find(|p| p.plan.as_ref().is_some_and(|p| p.id == id))
+                    else {
+                        return self.send(chat, &text(lang, "admin-no-results"), None).await;
+                    };
+                    let toggle = if plan.is_active {
+                        button(text(lang, "button-plan-retire"), &format!("adm:ploff:{id}"))
+                    } else {
+                        button(text(lang, "button-plan-sell"), &format!("adm:plon:{id}"))
+                    };
+                    return self
+                        .send(
+                            chat,
+                            &plan_line(lang, plan),
+                            Some(keyboard(vec![vec![toggle]])),
+                        )
+                        .await;
+                }
+                Err(status) => Err(status),
+            },
+            ("plon" | "ploff", Some(id)) => admin
+                .update_plan(pb::UpdatePlanRequest {
+                    telegram_user_id,
+                    plan_id: id.to_owned(),
+                    prices: Vec::new(),
+                    is_active: Some(action == "plon"),
+                })
+                .await
+                .map(|updated| {
+                    updated
+                        .into_inner()
+                        .plan
+                        .map(|plan| plan_line(lang, &plan))
+                        .unwrap_or_default()
+                }),
+            ("plpr" | "plnew", None) => {
+                let (state, prompt) = if action == "plpr" {
+                    (DIALOG_PLAN_PRICES, "admin-plan-prices-prompt")
+                } else {
+                    (DIALOG_NEW_PLAN, "admin-plan-new-prompt")
+                };
+                let _ = self
+                    .store
+                    .set_number(&crate::dialog_key(user), state, DIALOG_TTL)
+                    .await;
+                Ok(text(lang, prompt))
+            }
+            ("gw", None) => match admin
+                .list_gateways(pb::ListGatewaysRequest { telegram_user_id })
+                .await
+            {
+                Ok(list) => {
+                    let gateways = list.into_inner().gateways;
+                    let rows = gateways
+                        .iter()
+                        .filter(|gateway| gateway.configured)
+                        .map(|gateway| {
+                            let (key, verb) = if gateway.enabled {
+                                ("button-gateway-off", "gwoff")
+                            } else {
+                                ("button-gateway-on", "gwon")
+                            };
+                            vec![button(
+                                text_with(lang, key, &[("gateway", gateway.provider.clone())]),
+                                &format!("adm:{verb}:{}", gateway.provider),
+                            )]
+                        })
+                        .collect();
+                    let lines: Vec<String> = gateways
+                        .iter()
+                        .map(|gateway| gateway_line(lang, gateway))
+                        .collect();
+                    return self
+                        .send(chat, &lines.join("\n"), Some(keyboard(rows)))
+                        .await;
+                }
+                Err(status) => Err(status),
+            },
+            ("gwon" | "gwoff", Some(provider)) => admin
+                .set_gateway_enabled(pb::SetGatewayEnabledRequest {
+                    telegram_user_id,
+                    provider: provider.to_owned(),
+                    enabled: action == "gwon",
+                })
+                .await
+                .map(|set| {
+                    set.into_inner()
+                        .gateway
+                        .map(|gateway| gateway_line(lang, &gateway))
+                        .unwrap_or_default()
+                }),
             _ => return self.admin_menu(user, chat, lang).await,
         };
         match result {
@@ -405,6 +533,101 @@ impl App {
                 let body = text_with(
                     lang,
                     "admin-promo-refused",
+                    &[("reason", status.message().to_owned())],
+                );
+                self.send(chat, &body, None).await;
+            }
+            Err(status) => self.admin_fail(chat, lang, &status).await,
+        }
+    }
+
+    async fn all_plans(&self, telegram_user_id: i64) -> Result<Vec<pb::AdminPlan>, Status> {
+        Ok(self
+            .admin
+            .clone()
+            .list_all_plans(pb::ListAllPlansRequest { telegram_user_id })
+            .await?
+            .into_inner()
+            .plans)
+    }
+
+    /// A plan line typed after "Set prices" or "New plan".
+    pub(crate) async fn admin_plan_text(
+        &self,
+        user: &User,
+        chat: i64,
+        lang: Lang,
+        state: i64,
+        line: &str,
+    ) {
+        let _ = self.store.delete(&crate::dialog_key(user)).await;
+        let telegram_user_id = user_id(user);
+        let mut words = line.split_whitespace();
+        let result = if state == DIALOG_PLAN_PRICES {
+            let code = words.next().unwrap_or_default();
+            let Some(prices) = parse_prices(words) else {
+                return self
+                    .send(chat, &text(lang, "admin-plan-invalid"), None)
+                    .await;
+            };
+            let plan = match self.all_plans(telegram_user_id).await {
+                Ok(plans) => plans
+                    .into_iter()
+                    .filter_map(|p| p.plan)
+                    .find(|p| p.code.eq_ignore_ascii_case(code)),
+                Err(status) => return self.admin_fail(chat, lang, &status).await,
+            };
+            let Some(plan) = plan else {
+                return self.send(chat, &text(lang, "admin-no-results"), None).await;
+            };
+            self.admin
+                .clone()
+                .update_plan(pb::UpdatePlanRequest {
+                    telegram_user_id,
+                    plan_id: plan.id,
+                    prices,
+                    is_active: None,
+                })
+                .await
+                .map(|updated| updated.into_inner().plan)
+        } else {
+            let fields: Vec<&str> = words.by_ref().take(4).collect();
+            let (Some(prices), [tier, days, devices, traffic_gb]) =
+                (parse_prices(words), fields.as_slice())
+            else {
+                return self
+                    .send(chat, &text(lang, "admin-plan-invalid"), None)
+                    .await;
+            };
+            let (Ok(days), Ok(devices), Ok(traffic_gb)) =
+                (days.parse(), devices.parse(), traffic_gb.parse::<u64>())
+            else {
+                return self
+                    .send(chat, &text(lang, "admin-plan-invalid"), None)
+                    .await;
+            };
+            self.admin
+                .clone()
+                .create_plan(pb::CreatePlanRequest {
+                    telegram_user_id,
+                    tier: (*tier).to_owned(),
+                    duration_days: days,
+                    prices,
+                    traffic_limit_bytes: traffic_gb.saturating_mul(1 << 30),
+                    device_limit: devices,
+                })
+                .await
+                .map(|created| created.into_inner().plan)
+        };
+        match result {
+            Ok(plan) => {
+                let body = plan.map(|plan| plan_line(lang, &plan)).unwrap_or_default();
+                self.send(chat, &body, None).await;
+            }
+            Err(status) if matches!(status.code(), Code::InvalidArgument | Code::AlreadyExists) => {
+                let body = text_with(
+                    lang,
+                    "admin-plan-refused",
                     &[("reason", status.message().to_owned())],
                 );
                 self.send(chat, &body, None).await;
@@ -556,6 +779,59 @@ fn parse_promo(telegram_user_id: i64, line: &str) -> Option<pb::CreatePromoCodeR
     })
 }
 
+/// `9.99 USD 899 RUB 500 XTR` as prices in minor units (2 decimals, none for Stars); `None` if malformed.
+fn parse_prices<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<Vec<pb::Price>> {
+    let mut prices = Vec::new();
+    while let Some(amount) = words.next() {
+        let currency = words.next()?.to_ascii_uppercase();
+        let digits = if currency == "XTR" { 0 } else { 2 };
+        let (whole, fraction) = amount.split_once('.').unwrap_or((amount, ""));
+        if fraction.len() > digits || whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let scale = 10_i64.pow(u32::try_from(digits).ok()?);
+        let fraction_minor: i64 = format!("{fraction:0<digits$}").parse().unwrap_or(0);
+        let amount_minor = whole
+            .parse::<i64>()
+            .ok()?
+            .checked_mul(scale)?
+            .checked_add(fraction_minor)?;
+        prices.push(pb::Price {
+            amount_minor,
+            currency,
+        });
+    }
+    (!prices.is_empty()).then_some(prices)
+}
+
+/// One plan in a line: code, prices, state.
+fn plan_line(lang: Lang, plan: &pb::AdminPlan) -> String {
+    let Some(details) = &plan.plan else {
+        return String::new();
+    };
+    let prices: Vec<String> = details.prices.iter().map(crate::price_label).collect();
+    let state = text(
+        lang,
+        if plan.is_active {
+            "admin-plan-on-sale"
+        } else {
+            "admin-plan-retired"
+        },
+    );
+    format!("{} · {} · {state}", details.code, prices.join(", "))
+}
+
+/// One gateway in a line: name and state.
+fn gateway_line(lang: Lang, gateway: &pb::Gateway) -> String {
+    let state = match (gateway.configured, gateway.enabled) {
+        (false, _) => "admin-gateway-unconfigured",
+        (true, true) => "admin-gateway-on",
+        (true, false) => "admin-gateway-off",
+    };
+    format!("{} · {}", gateway.provider, text(lang, state))
+}
+
 /// One promo code in a line: code, benefit, uses, state.
 fn promo_line(lang: Lang, code: &pb::PromoCode) -> String {
     let benefit = match code.benefit.split_once(':') {
@@ -588,6 +864,26 @@ fn promo_line(lang: Lang, code: &pb::PromoCode) -> String {
 #[cfg(test)]
 mod tests {
     use super::parse_promo;
+
+    #[test]
+    fn prices_parse_in_minor_units() {
+        let prices =
+            super::parse_prices("9.99 usd 899 RUB 500 XTR 1.5 USD".split_whitespace()).unwrap();
+        let minor: Vec<(i64, &str)> = prices
+            .iter()
+            .map(|p| (p.amount_minor, p.currency.as_str()))
+            .collect();
+        assert_eq!(
+            minor,
+            [(999, "USD"), (89_900, "RUB"), (500, "XTR"), (150, "USD")]
+        );
+        for bad in ["", "9.99", "9.999 USD", "1.5 XTR", "-1 USD", "abc USD"] {
+            assert!(
+                super::parse_prices(bad.split_whitespace()).is_none(),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn promo_lines_parse_into_one_benefit() {

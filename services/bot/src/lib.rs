@@ -447,6 +447,9 @@ impl App {
             Some(admin::DIALOG_NEW_PROMO) => {
                 return self.admin_new_promo(user, chat, lang, body).await;
             }
+            Some(state @ (admin::DIALOG_PLAN_PRICES | admin::DIALOG_NEW_PLAN)) => {
+                return self.admin_plan_text(user, chat, lang, state, body).await;
+            }
             _ => {}
         }
         self.send(chat, &text(lang, "unknown-command"), None).await;
@@ -633,8 +636,19 @@ impl App {
         let Some(plan) = self.plan(chat, lang, plan_id).await else {
             return;
         };
+        // Only what customers can pay through now: configured, and not switched off by staff.
+        let usable = match self
+            .rpc
+            .clone()
+            .list_payment_methods(pb::ListPaymentMethodsRequest {})
+            .await
+        {
+            Ok(methods) => methods.into_inner().providers,
+            Err(status) => return self.fail(chat, lang, &status).await,
+        };
         let rows = GATEWAYS
             .iter()
+            .filter(|(_, name)| usable.iter().any(|p| p == name))
             .map(|(code, name)| {
                 vec![button(
                     text(lang, &format!("gateway-{name}")),
@@ -1140,7 +1154,7 @@ fn keyboard(rows: Vec<Vec<InlineKeyboardButton>>) -> InlineKeyboardMarkup {
 }
 
 /// `4.99 USD`, `450 RUB`, `150 ⭐`.
-fn price_label(price: &pb::Price) -> String {
+pub(crate) fn price_label(price: &pb::Price) -> String {
     match price.currency.as_str() {
         "XTR" => format!("{} ⭐", price.amount_minor),
         currency => format!(

@@ -602,6 +602,110 @@ async fn staff_link_telegram_and_run_the_admin_panel_with_their_role() {
         .unwrap();
     assert!(!spring.is_active);
 
+    // Plans: set prices, retire and put back on sale; a plan that exists cannot be created again.
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&menu), "adm:plans");
+    let plans = world.reply(admin.id, skip, "pro_30 ·").await;
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&plans), "adm:plpr");
+    world.reply(admin.id, skip, "new prices").await;
+    let skip = world.sent(admin.id);
+    telegram.send_text(&admin, admin.id, "pro_30 7.77 USD 700 XTR");
+    world
+        .reply(admin.id, skip, "pro_30 · 7.77 USD, 700 ⭐ · on sale")
+        .await;
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&plans), "adm:plnew");
+    world.reply(admin.id, skip, "Send the new plan").await;
+    let skip = world.sent(admin.id);
+    telegram.send_text(&admin, admin.id, "pro 30 5 0 9.99 USD");
+    world.reply(admin.id, skip, "The plan was not saved").await;
+    let pro_30 = plans.params["reply_markup"]["inline_keyboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap())
+        .find(|b| b["text"] == "pro_30")
+        .unwrap()["callback_data"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&plans), &pro_30);
+    let plan = world.reply(admin.id, skip, "on sale").await;
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&plan), &button(&plan, "adm:ploff:"));
+    world.reply(admin.id, skip, "retired").await;
+    let plan_id =
+        cybervpn_domain::PlanId::from_uuid(pro_30.trim_start_matches("adm:plan:").parse().unwrap());
+    let stored = world.db.plans().get(plan_id).await.unwrap();
+    assert!(!stored.is_active);
+    assert_eq!(
+        stored.prices().len(),
+        2,
+        "the new price list replaced the old one"
+    );
+    let public = reqwest::get(format!("{}/api/v1/plans", world.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !public.contains(&plan_id.as_uuid().to_string()),
+        "retired plans are not sold"
+    );
+    let skip = world.sent(admin.id);
+    telegram.press_button(
+        &admin,
+        message_id(&plan),
+        &format!("adm:plon:{}", plan_id.as_uuid()),
+    );
+    world.reply(admin.id, skip, "on sale").await;
+    assert!(world.db.plans().get(plan_id).await.unwrap().is_active);
+
+    // Gateways: Stars switched off disappears for customers, and comes back.
+    let stars_enabled = || async {
+        let list: serde_json::Value =
+            reqwest::get(format!("{}/api/v1/payments/providers", world.base))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["provider"] == "telegram_stars")
+            .unwrap()["enabled"]
+            .as_bool()
+            .unwrap()
+    };
+    assert!(stars_enabled().await);
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&menu), "adm:gw");
+    let gateways = world.reply(admin.id, skip, "telegram_stars · on").await;
+    assert!(
+        gateways
+            .str_param("text")
+            .unwrap()
+            .contains("cryptobot · not configured")
+    );
+    let skip = world.sent(admin.id);
+    telegram.press_button(
+        &admin,
+        message_id(&gateways),
+        &button(&gateways, "adm:gwoff:"),
+    );
+    world
+        .reply(admin.id, skip, "telegram_stars · switched off")
+        .await;
+    assert!(!stars_enabled().await);
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&gateways), "adm:gwon:telegram_stars");
+    world.reply(admin.id, skip, "telegram_stars · on").await;
+    assert!(stars_enabled().await);
+
     // A viewer may look up customers but not ban them, even by pressing a forged button.
     let viewer = User::new(6200, "Viewer").with_language("en");
     let code = world
@@ -626,7 +730,10 @@ async fn staff_link_telegram_and_run_the_admin_panel_with_their_role() {
     for forged in [
         "adm:promo",
         "adm:bc",
+        "adm:gw",
+        "adm:gwoff:telegram_stars",
         &format!("adm:poff:{}", spring.id.as_uuid()),
+        &format!("adm:ploff:{}", plan_id.as_uuid()),
     ] {
         let skip = world.sent(viewer.id);
         telegram.press_button(&viewer, message_id(&linked), forged);

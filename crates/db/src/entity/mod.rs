@@ -9,6 +9,7 @@ pub mod backup_code;
 pub mod broadcast;
 pub mod broadcast_recipient;
 pub mod customer;
+pub mod gateway_switch;
 pub mod notification;
 pub mod outbox;
 pub mod payment;

@@ -392,4 +392,49 @@ impl AdminService for Admin {
             Admin::deactivate_promo_code(self, request.into_inner()).await?,
         ))
     }
+
+    async fn list_all_plans(
+        &self,
+        request: Request<pb::ListAllPlansRequest>,
+    ) -> Result<Response<pb::ListAllPlansResponse>, Status> {
+        Ok(Response::new(
+            Admin::list_all_plans(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn create_plan(
+        &self,
+        request: Request<pb::CreatePlanRequest>,
+    ) -> Result<Response<pb::CreatePlanResponse>, Status> {
+        Ok(Response::new(
+            Admin::create_plan(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn update_plan(
+        &self,
+        request: Request<pb::UpdatePlanRequest>,
+    ) -> Result<Response<pb::UpdatePlanResponse>, Status> {
+        Ok(Response::new(
+            Admin::update_plan(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_gateways(
+        &self,
+        request: Request<pb::ListGatewaysRequest>,
+    ) -> Result<Response<pb::ListGatewaysResponse>, Status> {
+        Ok(Response::new(
+            Admin::list_gateways(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn set_gateway_enabled(
+        &self,
+        request: Request<pb::SetGatewayEnabledRequest>,
+    ) -> Result<Response<pb::SetGatewayEnabledResponse>, Status> {
+        Ok(Response::new(
+            Admin::set_gateway_enabled(self, request.into_inner()).await?,
+        ))
+    }
 }

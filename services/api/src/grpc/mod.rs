@@ -21,6 +21,7 @@ use cybervpn_rpc::{
 use tonic::{Request, Response, Status};
 
 mod admin;
+mod catalog;
 mod delivery;
 mod promo;
 
@@ -301,25 +302,7 @@ impl BotService for Bot {
     ) -> Result<Response<pb::ListPlansResponse>, Status> {
         let plans = self.state.db.plans().list_active().await.map_err(status)?;
         Ok(Response::new(pb::ListPlansResponse {
-            plans: plans
-                .iter()
-                .map(|plan| pb::Plan {
-                    id: plan.id.as_uuid().to_string(),
-                    code: plan.code.clone(),
-                    tier: plan.tier.as_str().to_owned(),
-                    duration_days: u32::from(plan.duration.days()),
-                    traffic_limit_bytes: plan.traffic_limit.as_optional_bytes().unwrap_or(0),
-                    device_limit: u32::from(plan.device_limit),
-                    prices: plan
-                        .prices()
-                        .iter()
-                        .map(|price| pb::Price {
-                            amount_minor: price.amount_minor(),
-                            currency: price.currency().as_str().to_owned(),
-                        })
-                        .collect(),
-                })
-                .collect(),
+            plans: plans.iter().map(plan_proto).collect(),
         }))
     }
 
@@ -443,6 +426,19 @@ impl BotService for Bot {
         Ok(Response::new(pb::CreatePaymentResponse {
             payment: Some(payment.to_proto()),
         }))
+    }
+
+    async fn list_payment_methods(
+        &self,
+        _request: Request<pb::ListPaymentMethodsRequest>,
+    ) -> Result<Response<pb::ListPaymentMethodsResponse>, Status> {
+        let mut providers = Vec::new();
+        for provider in PaymentProvider::ALL.iter().copied() {
+            if payments::usable(&self.state, provider).await? {
+                providers.push(provider.as_str().to_owned());
+            }
+        }
+        Ok(Response::new(pb::ListPaymentMethodsResponse { providers }))
     }
 
     async fn pre_checkout(
@@ -590,8 +586,28 @@ impl BotService for Bot {
     }
 }
 
-fn parse_provider(text: &str) -> Result<PaymentProvider, Status> {
+pub(crate) fn parse_provider(text: &str) -> Result<PaymentProvider, Status> {
     text.parse().map_err(status)
+}
+
+/// A plan as the bot sees it.
+pub(crate) fn plan_proto(plan: &cybervpn_domain::Plan) -> pb::Plan {
+    pb::Plan {
+        id: plan.id.as_uuid().to_string(),
+        code: plan.code.clone(),
+        tier: plan.tier.as_str().to_owned(),
+        duration_days: u32::from(plan.duration.days()),
+        traffic_limit_bytes: plan.traffic_limit.as_optional_bytes().unwrap_or(0),
+        device_limit: u32::from(plan.device_limit),
+        prices: plan
+            .prices()
+            .iter()
+            .map(|price| pb::Price {
+                amount_minor: price.amount_minor(),
+                currency: price.currency().as_str().to_owned(),
+            })
+            .collect(),
+    }
 }
 
 pub(crate) fn benefit_text(benefit: PromoBenefit) -> String {

@@ -92,7 +92,8 @@ impl Gateways {
         })
     }
 
-    fn enabled(&self, provider: PaymentProvider) -> bool {
+    /// Whether `provider` has its credentials configured (Telegram Stars needs none here).
+    pub(crate) fn configured(&self, provider: PaymentProvider) -> bool {
         match provider {
             PaymentProvider::CryptoBot => self.cryptobot.is_some(),
             PaymentProvider::Stripe => self.stripe.is_some(),
@@ -102,12 +103,20 @@ impl Gateways {
     }
 }
 
+/// Whether customers can pay through `provider` now: configured, and not switched off by staff.
+pub(crate) async fn usable(state: &AppState, provider: PaymentProvider) -> Result<bool, ApiError> {
+    Ok(state.gateways.configured(provider)
+        && cybervpn_db::GatewaySwitches::on(state.db.conn())
+            .is_enabled(provider)
+            .await?)
+}
+
 /// One payment provider and whether customers can pay through it.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ProviderView {
     /// `cryptobot`, `stripe`, `yookassa` or `telegram_stars`.
     provider: &'static str,
-    /// False when the gateway has no credentials configured.
+    /// False when the gateway has no credentials configured or staff switched it off.
     enabled: bool,
     /// The currency used when the customer names none.
     default_currency: &'static str,
@@ -119,22 +128,23 @@ pub(crate) struct ProviderView {
     responses((status = 200, description = "Providers", body = [ProviderView]))
 )]
 #[get("/payments/providers")]
-pub(crate) async fn list_providers(state: web::Data<AppState>) -> web::Json<Vec<ProviderView>> {
-    web::Json(
-        [
-            PaymentProvider::CryptoBot,
-            PaymentProvider::Stripe,
-            PaymentProvider::YooKassa,
-            PaymentProvider::TelegramStars,
-        ]
-        .into_iter()
-        .map(|provider| ProviderView {
+pub(crate) async fn list_providers(
+    state: web::Data<AppState>,
+) -> Result<web::Json<Vec<ProviderView>>, ApiError> {
+    let mut providers = Vec::new();
+    for provider in [
+        PaymentProvider::CryptoBot,
+        PaymentProvider::Stripe,
+        PaymentProvider::YooKassa,
+        PaymentProvider::TelegramStars,
+    ] {
+        providers.push(ProviderView {
             provider: provider.as_str(),
-            enabled: state.gateways.enabled(provider),
+            enabled: usable(&state, provider).await?,
             default_currency: checkout::default_currency(provider).as_str(),
-        })
-        .collect(),
-    )
+        });
+    }
+    Ok(web::Json(providers))
 }
 
 /// What a customer wants to buy, and how they pay.
@@ -306,7 +316,7 @@ pub(crate) async fn start_payment(
         currency,
         promo_code,
     } = request;
-    if !state.gateways.enabled(provider) {
+    if !usable(state, provider).await? {
         return Err(DomainError::invalid(
             "provider",
             format!("{} is not enabled", provider.as_str()),

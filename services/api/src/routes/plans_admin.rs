@@ -60,10 +60,10 @@ pub(crate) struct AdminPlanList {
 pub(crate) struct PriceInput {
     /// `USD`, `RUB` or `XTR` (Telegram Stars).
     #[schema(example = "USD")]
-    currency: String,
+    pub(crate) currency: String,
     /// Amount in minor units (cents, kopecks, stars), not negative.
     #[schema(example = 1299)]
-    amount_minor: i64,
+    pub(crate) amount_minor: i64,
 }
 
 /// A new plan; its code is `<tier>_<duration_days>` and must not exist yet.
@@ -72,22 +72,22 @@ pub(crate) struct PriceInput {
 pub(crate) struct CreatePlanRequest {
     /// `basic`, `pro`, `ultra` or `cyber`.
     #[schema(example = "pro")]
-    tier: String,
+    pub(crate) tier: String,
     /// 30, 90, 180 or 365.
     #[schema(example = 90)]
-    duration_days: i64,
+    pub(crate) duration_days: i64,
     /// At least one, at most one per currency.
-    prices: Vec<PriceInput>,
+    pub(crate) prices: Vec<PriceInput>,
     /// Traffic allowance in bytes; `null` (or absent) is unlimited.
     #[schema(minimum = 1)]
-    traffic_limit_bytes: Option<i64>,
+    pub(crate) traffic_limit_bytes: Option<i64>,
     /// Devices that may connect at once, 1–32767.
     #[schema(minimum = 1, maximum = 32767)]
-    device_limit: i64,
+    pub(crate) device_limit: i64,
     /// Position in listings; after every existing plan when absent.
-    sort_order: Option<i32>,
+    pub(crate) sort_order: Option<i32>,
     /// On sale at once; `true` when absent.
-    is_active: Option<bool>,
+    pub(crate) is_active: Option<bool>,
 }
 
 /// Changes to a plan; absent fields stay as they are. Tier and duration never change (create another plan).
@@ -95,18 +95,18 @@ pub(crate) struct CreatePlanRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdatePlanRequest {
     /// Replaces the whole price list.
-    prices: Option<Vec<PriceInput>>,
+    pub(crate) prices: Option<Vec<PriceInput>>,
     /// Traffic allowance in bytes; `null` makes the plan unlimited.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, minimum = 1)]
-    traffic_limit_bytes: Option<Option<i64>>,
+    pub(crate) traffic_limit_bytes: Option<Option<i64>>,
     /// Devices that may connect at once, 1–32767.
     #[schema(minimum = 1, maximum = 32767)]
-    device_limit: Option<i64>,
+    pub(crate) device_limit: Option<i64>,
     /// `false` retires the plan, `true` puts it on sale again.
-    is_active: Option<bool>,
+    pub(crate) is_active: Option<bool>,
     /// Position in listings.
-    sort_order: Option<i32>,
+    pub(crate) sort_order: Option<i32>,
 }
 
 /// Tells an explicit `null` (`Some(None)`) from an absent field (`None`, through `#[serde(default)]`).
@@ -200,7 +200,103 @@ pub(crate) async fn create_plan(
     state: web::Data<AppState>,
     request: RequestTag,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let plan = create(&state, &staff.account, &request, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(AdminPlanView::from(plan)))
+}
+
+/// Changes a plan's prices (the whole list), limits, position or sale status.
+#[utoipa::path(
+    tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "Plan id")),
+    request_body = UpdatePlanRequest,
+    security(("staff" = ["manage_plans"])),
+    responses(
+        (status = 200, description = "The updated plan", body = AdminPlanView),
+        (status = 401, description = "Missing or invalid staff token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks `manage_plans`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such plan", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid price or limit", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/plans/{id}")]
+pub(crate) async fn update_plan(
+    Authorized(staff, parts): Authorized<perm::ManagePlans, UpdatePlanParts>,
+    state: web::Data<AppState>,
+    request: RequestTag,
+) -> Result<web::Json<AdminPlanView>, ApiError> {
+    let (id, body) = parts;
+    let after = update(
+        &state,
+        &staff.account,
+        &request,
+        PlanId::from_uuid(*id),
+        body.into_inner(),
+    )
+    .await?;
+    Ok(web::Json(after.into()))
+}
+
+/// Retires a plan: it leaves the public catalogue and cannot be bought, but stays readable by id for
+/// existing subscriptions. Retiring a retired plan changes nothing.
+#[utoipa::path(
+    tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "Plan id")),
+    security(("staff" = ["manage_plans"])),
+    responses(
+        (status = 204, description = "Retired"),
+        (status = 401, description = "Missing or invalid staff token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks `manage_plans`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such plan", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/plans/{id}")]
+pub(crate) async fn deactivate_plan(
+    Authorized(staff, id): Authorized<perm::ManagePlans, web::Path<uuid::Uuid>>,
+    state: web::Data<AppState>,
+    request: RequestTag,
+) -> Result<HttpResponse, ApiError> {
+    deactivate(&state, &staff.account, &request, PlanId::from_uuid(*id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Retires a plan for `staff` (with its audit entry); false if it was retired already.
+pub(crate) async fn deactivate(
+    state: &AppState,
+    staff: &StaffAccount,
+    request: &RequestTag,
+    id: PlanId,
+) -> Result<bool, ApiError> {
+    let now = Utc::now();
+    let txn = audit::begin(&state.db).await?;
+    let before = Plans::on(&txn).lock(id).await?;
+    if !before.is_active {
+        return Ok(false);
+    }
+    let mut after = before.clone();
+    after.is_active = false;
+    save(
+        &txn,
+        staff,
+        request,
+        "plan.deactivate",
+        &before,
+        &after,
+        now,
+    )
+    .await?;
+    audit::commit(txn).await?;
+    state.plans.clear();
+    Ok(true)
+}
+
+/// Adds a plan made by `staff` to the catalogue, with its audit entry.
+pub(crate) async fn create(
+    state: &AppState,
+    staff: &StaffAccount,
+    request: &RequestTag,
+    body: CreatePlanRequest,
+) -> Result<Plan, ApiError> {
     let tier: PlanTier = body.tier.parse()?;
     let duration = u16::try_from(body.duration_days)
         .ok()
@@ -240,34 +336,20 @@ pub(crate) async fn create_plan(
         before: None,
         after: Some(audit::snapshot(&AdminPlanView::from(plan.clone()))?),
     };
-    audit::record(&txn, &staff.account, &request, change, now).await?;
+    audit::record(&txn, staff, request, change, now).await?;
     audit::commit(txn).await?;
     state.plans.clear();
-    Ok(HttpResponse::Created().json(AdminPlanView::from(plan)))
+    Ok(plan)
 }
 
-/// Changes a plan's prices (the whole list), limits, position or sale status.
-#[utoipa::path(
-    tag = "admin",
-    params(("id" = uuid::Uuid, Path, description = "Plan id")),
-    request_body = UpdatePlanRequest,
-    security(("staff" = ["manage_plans"])),
-    responses(
-        (status = 200, description = "The updated plan", body = AdminPlanView),
-        (status = 401, description = "Missing or invalid staff token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks `manage_plans`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such plan", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid price or limit", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[patch("/plans/{id}")]
-pub(crate) async fn update_plan(
-    Authorized(staff, parts): Authorized<perm::ManagePlans, UpdatePlanParts>,
-    state: web::Data<AppState>,
-    request: RequestTag,
-) -> Result<web::Json<AdminPlanView>, ApiError> {
-    let (id, body) = parts;
-    let body = body.into_inner();
+/// Changes a plan for `staff` (absent fields stay), with its audit entry.
+pub(crate) async fn update(
+    state: &AppState,
+    staff: &StaffAccount,
+    request: &RequestTag,
+    id: PlanId,
+    body: UpdatePlanRequest,
+) -> Result<Plan, ApiError> {
     let prices = body.prices.map(parse_prices).transpose()?;
     let traffic = body
         .traffic_limit_bytes
@@ -277,7 +359,7 @@ pub(crate) async fn update_plan(
 
     let now = Utc::now();
     let txn = audit::begin(&state.db).await?;
-    let before = Plans::on(&txn).lock(PlanId::from_uuid(*id)).await?;
+    let before = Plans::on(&txn).lock(id).await?;
     let after = Plan::new(
         before.id,
         before.tier,
@@ -289,63 +371,12 @@ pub(crate) async fn update_plan(
         body.sort_order.unwrap_or(before.sort_order),
     )?;
     if after == before {
-        return Ok(web::Json(after.into()));
+        return Ok(after);
     }
-    save(
-        &txn,
-        &staff.account,
-        &request,
-        "plan.update",
-        &before,
-        &after,
-        now,
-    )
-    .await?;
+    save(&txn, staff, request, "plan.update", &before, &after, now).await?;
     audit::commit(txn).await?;
     state.plans.clear();
-    Ok(web::Json(after.into()))
-}
-
-/// Retires a plan: it leaves the public catalogue and cannot be bought, but stays readable by id for
-/// existing subscriptions. Retiring a retired plan changes nothing.
-#[utoipa::path(
-    tag = "admin",
-    params(("id" = uuid::Uuid, Path, description = "Plan id")),
-    security(("staff" = ["manage_plans"])),
-    responses(
-        (status = 204, description = "Retired"),
-        (status = 401, description = "Missing or invalid staff token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks `manage_plans`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such plan", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[delete("/plans/{id}")]
-pub(crate) async fn deactivate_plan(
-    Authorized(staff, id): Authorized<perm::ManagePlans, web::Path<uuid::Uuid>>,
-    state: web::Data<AppState>,
-    request: RequestTag,
-) -> Result<HttpResponse, ApiError> {
-    let now = Utc::now();
-    let txn = audit::begin(&state.db).await?;
-    let before = Plans::on(&txn).lock(PlanId::from_uuid(*id)).await?;
-    if before.is_active {
-        let mut after = before.clone();
-        after.is_active = false;
-        save(
-            &txn,
-            &staff.account,
-            &request,
-            "plan.deactivate",
-            &before,
-            &after,
-            now,
-        )
-        .await?;
-        audit::commit(txn).await?;
-        state.plans.clear();
-    }
-    Ok(HttpResponse::NoContent().finish())
+    Ok(after)
 }
 
 /// Stores a changed plan and its audit entry in `txn`.
