@@ -12,6 +12,8 @@ pub(crate) const STRING_KEYS: &[&str] = &[
     "api.listen",
     "log.level",
     "log.format",
+    "telemetry.otlp_endpoint",
+    "telemetry.service_name",
     "auth.token_signing_key",
     "auth.encryption_key",
     "auth.totp_issuer",
@@ -46,6 +48,7 @@ const SECTIONS: &[&str] = &[
     "redis",
     "api",
     "log",
+    "telemetry",
     "auth",
     "remnawave",
     "worker",
@@ -65,7 +68,8 @@ const SECTIONS: &[&str] = &[
 /// `CRYPTOBOT_TOKEN`/`_API_URL`, `STRIPE_SECRET_KEY`/`_WEBHOOK_SECRET`/`_API_URL`,
 /// `YOOKASSA_SHOP_ID`/`_SECRET_KEY`/`_API_URL`/`_TRUSTED_NETWORKS` → `payments.*`,
 /// `TELEGRAM_BOT_TOKEN`/`_API_BASE` → `telegram.*`, `TELEGRAM_WEBHOOK_URL`/`_SECRET` → `bot.webhook_*`,
-/// `CYBERVPN_API_LISTEN` → `api.listen`. Other variables are ignored, except `CYBERVPN_<SECTION>_…` of a known
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`/`OTEL_SERVICE_NAME` → `telemetry.*`, `CYBERVPN_API_LISTEN` → `api.listen`.
+/// A `CYBERVPN_<SECTION>_<KEY>` variable wins over a shorter alias of the same key. Other variables are ignored, except `CYBERVPN_<SECTION>_…` of a known
 /// section, which must name a real key.
 #[derive(Debug, Clone, Default)]
 pub struct EnvVars {
@@ -76,10 +80,12 @@ pub struct EnvVars {
 impl EnvVars {
     /// Keeps the variables that map onto configuration keys.
     pub fn collect(vars: impl IntoIterator<Item = (String, String)>) -> Self {
-        let vars = vars
+        let mut vars: Vec<_> = vars
             .into_iter()
             .filter_map(|(name, value)| key_for(&name).map(|key| (name, key, value)))
             .collect();
+        // Later values overwrite earlier ones: the `CYBERVPN_` spelling goes last, so it wins over an alias.
+        vars.sort_by_key(|(name, _, _)| name.starts_with("CYBERVPN_"));
         Self { vars }
     }
 }
@@ -108,6 +114,8 @@ fn key_for(name: &str) -> Option<String> {
         "TELEGRAM_API_BASE" => return Some("telegram.api_url".to_owned()),
         "TELEGRAM_WEBHOOK_URL" => return Some("bot.webhook_url".to_owned()),
         "TELEGRAM_WEBHOOK_SECRET" => return Some("bot.webhook_secret".to_owned()),
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => return Some("telemetry.otlp_endpoint".to_owned()),
+        "OTEL_SERVICE_NAME" => return Some("telemetry.service_name".to_owned()),
         _ => {}
     }
     let rest = name.strip_prefix("CYBERVPN_")?.to_ascii_lowercase();

@@ -57,6 +57,8 @@ pub struct Config {
     pub api: ApiConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Distributed tracing: OTLP export of spans.
+    pub telemetry: TelemetryConfig,
     /// Authentication: signing keys, token lifetimes, password hashing, abuse protection.
     pub auth: AuthConfig,
     /// The Remnawave panel that serves the VPN.
@@ -87,6 +89,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             api: ApiConfig::default(),
             log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
             auth: AuthConfig::default(),
             remnawave: RemnawaveConfig::default(),
             worker: WorkerConfig::default(),
@@ -394,6 +397,63 @@ impl Default for LogConfig {
             level: "info".to_owned(),
             format: LogFormat::Json,
         }
+    }
+}
+
+/// Distributed tracing: spans are exported over OTLP (gRPC) only when an endpoint is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC collector, e.g. `http://otel-collector:4317` (`OTEL_EXPORTER_OTLP_ENDPOINT`); unset exports
+    /// nothing.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans (`OTEL_SERVICE_NAME`); unset: the binary's name (`cybervpn-api`,
+    /// `cybervpn-worker`, …).
+    pub service_name: Option<String>,
+    /// Share of new traces recorded, 0.0 to 1.0; a trace started elsewhere follows its caller's decision.
+    pub trace_sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: None,
+            trace_sample_ratio: 1.0,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return invalid(
+                "telemetry.otlp_endpoint",
+                "must start with http:// or https://",
+            );
+        }
+        if self
+            .service_name
+            .as_ref()
+            .is_some_and(|name| name.trim().is_empty())
+        {
+            return invalid("telemetry.service_name", "must not be empty");
+        }
+        if !(0.0..=1.0).contains(&self.trace_sample_ratio) {
+            return invalid(
+                "telemetry.trace_sample_ratio",
+                "must be between 0.0 and 1.0",
+            );
+        }
+        Ok(())
     }
 }
 
@@ -749,6 +809,7 @@ impl Config {
         if self.log.level.trim().is_empty() {
             return invalid("log.level", "must not be empty");
         }
+        self.telemetry.validate()?;
         self.auth.validate()?;
         self.remnawave.validate()?;
         self.scheduler.validate()?;

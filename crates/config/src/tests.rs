@@ -233,6 +233,8 @@ fn full_config() -> Config {
     full.bot.webhook_url = Some(String::new());
     full.bot.webhook_secret = secret();
     full.bot.username = Some(String::new());
+    full.telemetry.otlp_endpoint = Some(String::new());
+    full.telemetry.service_name = Some(String::new());
     full
 }
 
@@ -508,6 +510,65 @@ fn grpc_and_bot_settings_are_checked() {
             vec![("CYBERVPN_BOT_POLL_TIMEOUT_SECS", "0")],
             "bot.poll_timeout_secs",
         ),
+    ] {
+        let err = Config::load(None, env(&vars)).expect_err(key);
+        assert!(err.to_string().contains(key), "{key}: {err}");
+    }
+}
+
+#[test]
+fn telemetry_section_loads_from_env_and_is_checked() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_SERVICE_NAME", "api-eu-1"),
+            ("CYBERVPN_TELEMETRY_TRACE_SAMPLE_RATIO", "0.25"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(
+        config.telemetry.otlp_endpoint.as_deref(),
+        Some("http://collector:4317")
+    );
+    assert_eq!(config.telemetry.service_name.as_deref(), Some("api-eu-1"));
+    assert!((config.telemetry.trace_sample_ratio - 0.25).abs() < f64::EPSILON);
+    let defaults = Config::default().telemetry;
+    assert_eq!(defaults.otlp_endpoint, None);
+    assert!((defaults.trace_sample_ratio - 1.0).abs() < f64::EPSILON);
+
+    // The project's own spelling wins over the OpenTelemetry alias, whatever the order.
+    for vars in [
+        [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://alias:4317"),
+            ("CYBERVPN_TELEMETRY_OTLP_ENDPOINT", "http://own:4317"),
+        ],
+        [
+            ("CYBERVPN_TELEMETRY_OTLP_ENDPOINT", "http://own:4317"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://alias:4317"),
+        ],
+    ] {
+        let config = Config::load(None, env(&vars)).expect("valid");
+        assert_eq!(
+            config.telemetry.otlp_endpoint.as_deref(),
+            Some("http://own:4317")
+        );
+    }
+
+    for (vars, key) in [
+        (
+            vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")],
+            "telemetry.otlp_endpoint",
+        ),
+        (
+            vec![("CYBERVPN_TELEMETRY_TRACE_SAMPLE_RATIO", "1.5")],
+            "telemetry.trace_sample_ratio",
+        ),
+        (
+            vec![("CYBERVPN_TELEMETRY_TRACE_SAMPLE_RATIO", "-0.1")],
+            "telemetry.trace_sample_ratio",
+        ),
+        (vec![("OTEL_SERVICE_NAME", " ")], "telemetry.service_name"),
     ] {
         let err = Config::load(None, env(&vars)).expect_err(key);
         assert!(err.to_string().contains(key), "{key}: {err}");

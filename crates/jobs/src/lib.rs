@@ -167,4 +167,8 @@ pub(crate) struct Envelope {
     pub(crate) id: String,
     pub(crate) attempt: u32,
     pub(crate) payload: serde_json::Value,
+    /// W3C `traceparent` of the span that pushed the job: the handler's span continues that trace. Absent
+    /// from jobs pushed untraced (or before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) trace_context: Option<String>,
 }

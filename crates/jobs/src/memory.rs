@@ -130,6 +130,8 @@ impl MemoryQueue {
             id: job.id,
             attempt: 1,
             payload: job.payload,
+            // A re-drive is the admin's request: its trace, if any, follows the job.
+            trace_context: cybervpn_telemetry::current_traceparent(),
         };
         self.enqueue(&job.name, envelope, None);
         Some(job.name)

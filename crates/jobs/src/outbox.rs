@@ -6,13 +6,17 @@ use uuid::Uuid;
 
 use crate::{Job, catalog::DeliverNotification};
 
-/// Records `job` in the outbox of `txn`; it reaches the queue once the transaction commits.
+/// Records `job` in the outbox of `txn`; it reaches the queue once the transaction commits, carrying the trace
+/// of the current span.
 pub async fn enqueue<J: Job>(
     txn: &DatabaseTransaction,
     job: &J,
     now: DateTime<Utc>,
 ) -> Result<Uuid, DbError> {
-    Outbox::on(txn).push(J::NAME, job, now).await
+    let trace_context = cybervpn_telemetry::current_traceparent();
+    Outbox::on(txn)
+        .push(J::NAME, job, trace_context.as_deref(), now)
+        .await
 }
 
 /// Records a notification unless `dedup_key` was used before, with its delivery job, in `txn`; true if new.

@@ -43,6 +43,7 @@ impl Queue {
             id: uuid::Uuid::now_v7().to_string(),
             attempt: 1,
             payload: serde_json::to_value(job).map_err(QueueError::json("encode job payload"))?,
+            trace_context: cybervpn_telemetry::current_traceparent(),
         };
         self.enqueue(J::NAME, &envelope, None).await?;
         self.metrics.enqueued.with_label_values(&[J::NAME]).inc();

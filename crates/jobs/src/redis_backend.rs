@@ -250,6 +250,8 @@ impl RedisQueue {
             id: job.id,
             attempt: 1,
             payload: job.payload,
+            // A re-drive is the admin's request: its trace, if any, follows the job.
+            trace_context: cybervpn_telemetry::current_traceparent(),
         };
         // Pushed before it leaves the dead set: a crash in between re-runs the job rather than losing it.
         self.enqueue(&job.name, &envelope, None).await?;

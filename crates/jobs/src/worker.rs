@@ -331,6 +331,8 @@ pub(crate) async fn process(
     let name = registration.name;
     let span =
         tracing::info_span!("job", job = name, job_id = %context.job_id, attempt = context.attempt);
+    // The job continues the trace of whatever pushed it (a request, through the outbox relay).
+    cybervpn_telemetry::continue_from(&span, envelope.trace_context.as_deref());
     async move {
         let started = Instant::now();
         let run = (registration.handler)(envelope.payload.clone(), context.clone());
@@ -448,6 +450,7 @@ mod tests {
             id: "j1".into(),
             attempt: 1,
             payload: serde_json::json!(null),
+            trace_context: None,
         };
         let mut delays = Vec::new();
         for attempt in 1..5 {

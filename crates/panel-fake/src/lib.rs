@@ -125,6 +125,8 @@ pub struct Exchange {
     pub response_body: Option<Value>,
     /// The route template matched, e.g. `/api/users/{id}/actions/extend`; `unmatched` for unknown routes.
     pub route: &'static str,
+    /// The W3C `traceparent` header the request carried, if any.
+    pub traceparent: Option<String>,
 }
 
 /// The panel identity of a user made by [`PanelFake::seed_user`] (what a subscription stores about it).

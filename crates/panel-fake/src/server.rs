@@ -438,6 +438,10 @@ async fn handle(
         status: 0,
         response_body: None,
         route: template,
+        traceparent: headers
+            .get("traceparent")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
     };
 
     let reply = match shared.take_fault(&path) {

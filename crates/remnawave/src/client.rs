@@ -10,6 +10,7 @@ use reqwest::{
     redirect,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tracing::{Instrument as _, field};
 
 use crate::PanelError;
 
@@ -193,6 +194,13 @@ impl Panel {
             Some(Ok(body)) => Some(body.as_slice()),
             None => None,
         };
+        // One span per call (retries included); the path is left out, it names users.
+        let span = tracing::info_span!(
+            "panel_request",
+            operation = call.operation,
+            method = %call.method,
+            status = field::Empty,
+        );
         self.inner
             .metrics
             .call(SERVICE, call.operation, call.repeatable, || async {
@@ -200,6 +208,7 @@ impl Panel {
                     .await
                     .map(|(status, value)| (status.as_u16(), value))
             })
+            .instrument(span)
             .await
     }
 
@@ -220,11 +229,15 @@ impl Panel {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
         }
+        for (name, value) in cybervpn_telemetry::trace_headers() {
+            request = request.header(name, value);
+        }
         let response = request
             .send()
             .await
             .map_err(|err| self.transport_error(operation, &err))?;
         let status = response.status();
+        tracing::Span::current().record("status", status.as_u16());
         let bytes = response
             .bytes()
             .await

@@ -1,7 +1,8 @@
 //! The internal gRPC contracts, generated from `proto/`: the api serves them, the bot calls them.
 //!
 //! Service-to-service calls carry `authorization: Bearer <service token>`; [`ServiceAuth`] checks it in
-//! constant time on the server, [`BearerToken`] adds it on the client.
+//! constant time on the server, [`BearerToken`] adds it on the client, with the caller's W3C trace context,
+//! which [`server_span`] continues on the server.
 
 use tonic::{Request, Status, metadata::MetadataValue, service::Interceptor};
 
@@ -108,9 +109,71 @@ impl BearerToken {
 
 impl Interceptor for BearerToken {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
+        let metadata = request.metadata_mut();
+        metadata.insert("authorization", self.0.clone());
+        for (name, value) in cybervpn_telemetry::trace_headers() {
+            if let Ok(value) = value.parse() {
+                metadata.insert(name, value);
+            }
+        }
         Ok(request)
+    }
+}
+
+/// The span of one incoming call, continuing the caller's trace (for `Server::trace_fn`); the method path
+/// (`/cybervpn.bot.v1.BotService/Plans`) is its only field.
+pub fn server_span(request: &tonic::codegen::http::Request<()>) -> tracing::Span {
+    let span = tracing::info_span!("grpc_request", method = %request.uri().path());
+    cybervpn_telemetry::continue_trace(&span, |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    });
+    span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bot's call carries its trace; the api's span for it continues that trace.
+    #[test]
+    fn a_call_carries_the_callers_trace_to_the_server_span() {
+        tracing::subscriber::with_default(cybervpn_telemetry::test_subscriber(), || {
+            let update = tracing::info_span!("update");
+            let _entered = update.enter();
+            let caller = cybervpn_telemetry::current_trace_id().unwrap();
+            let mut bearer = BearerToken::new("t0ken").unwrap();
+            let request = bearer.call(Request::new(())).unwrap();
+            let traceparent = request
+                .metadata()
+                .get("traceparent")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(traceparent.contains(&caller), "{traceparent}");
+            assert!(!traceparent.contains("t0ken"));
+
+            let incoming = tonic::codegen::http::Request::builder()
+                .uri("/cybervpn.bot.v1.BotService/Plans")
+                .header("traceparent", &traceparent)
+                .body(())
+                .unwrap();
+            let server = tracing::info_span!(parent: None, "server_side");
+            let _server = server.enter();
+            let handler = server_span(&incoming);
+            let _handler = handler.enter();
+            assert_eq!(cybervpn_telemetry::current_trace_id(), Some(caller));
+        });
+    }
+
+    #[test]
+    fn an_untraced_call_carries_only_the_token() {
+        let mut bearer = BearerToken::new("t0ken").unwrap();
+        let request = bearer.call(Request::new(())).unwrap();
+        assert!(request.metadata().get("traceparent").is_none());
+        assert!(request.metadata().get("authorization").is_some());
     }
 }

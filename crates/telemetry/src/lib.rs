@@ -1,19 +1,27 @@
 //! Observability shared by every binary.
 //!
-//! Owns the `tracing` subscriber (JSON or pretty logs), the Prometheus registry, and the typed metrics the
-//! services record; metric label values are always bounded (route templates, never raw paths).
+//! Owns the `tracing` subscriber (JSON or pretty logs, and OTLP export of spans with W3C trace-context
+//! propagation), the Prometheus registry, and the typed metrics the services record; metric label values are
+//! always bounded (route templates, never raw paths).
 
 mod external;
 mod ops;
+mod trace;
 
 pub use external::{AttemptError, ExternalMetrics, MAX_RETRIES};
 pub use ops::{HealthCheck, OpsServer, Webhook, WebhookHandler, shutdown_signal};
+pub use trace::{
+    TRACEPARENT, Tracing, continue_from, continue_trace, current_trace_id, current_traceparent,
+    test_subscriber, trace_headers,
+};
 
-use cybervpn_config::{LogConfig, LogFormat};
+use cybervpn_config::{LogConfig, LogFormat, TelemetryConfig};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
-use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer, Registry as SpanRegistry, fmt, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +32,9 @@ pub enum TelemetryError {
     /// A metric could not be registered (a programming error: duplicate name).
     #[error("metric registration failed: {0}")]
     Metric(#[from] prometheus::Error),
+    /// The OTLP span exporter could not be built from `telemetry.otlp_endpoint`.
+    #[error("invalid configuration key `telemetry.otlp_endpoint`: {0}")]
+    Exporter(String),
 }
 
 /// Parses `log.level` into a filter, so a bad directive fails before anything starts.
@@ -33,28 +44,42 @@ pub fn log_filter(config: &LogConfig) -> Result<EnvFilter, TelemetryError> {
         .map_err(|err| TelemetryError::InvalidLevel(err.to_string()))
 }
 
-/// Installs the global `tracing` subscriber writing to stderr (stdout is left to command output); a second
-/// call (as in tests) is a no-op.
+/// Installs the global `tracing` subscriber writing to stderr (stdout is left to command output), without
+/// span export; a second call (as in tests) is a no-op.
 pub fn init_logging(config: &LogConfig) -> Result<(), TelemetryError> {
-    let filter = log_filter(config)?;
-    let registry = tracing_subscriber::registry().with(filter);
-    // `try_init` fails only when a subscriber is already installed, which is fine to ignore.
-    let _already_set = match config.format {
-        LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false),
-            )
-            .try_init(),
-        LogFormat::Pretty => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
+    init(config, &TelemetryConfig::default(), "cybervpn").map(drop)
+}
+
+/// Installs the global `tracing` subscriber: logs to stderr and, when `telemetry.otlp_endpoint` is set, spans
+/// exported over OTLP as `service.name` `default_service` unless configured otherwise. Call it inside the tokio
+/// runtime, and [`Tracing::shutdown`] before exiting. A second call (as in tests) is a no-op.
+pub fn init(
+    log: &LogConfig,
+    telemetry: &TelemetryConfig,
+    default_service: &str,
+) -> Result<Tracing, TelemetryError> {
+    let filter = log_filter(log)?;
+    let provider = trace::provider(telemetry, default_service)?;
+    let logs: Box<dyn Layer<SpanRegistry> + Send + Sync> = match log.format {
+        LogFormat::Json => fmt::layer()
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
+        LogFormat::Pretty => fmt::layer().with_writer(std::io::stderr).boxed(),
     };
-    Ok(())
+    // `log.level` filters the logs only: spans are exported at `info` whatever the log level.
+    let installed = tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(provider.as_ref().map(trace::layer))
+        .try_init();
+    // `try_init` fails only when a subscriber is already installed; then nothing of ours exports.
+    Ok(match installed {
+        Ok(()) => Tracing::new(provider),
+        Err(_) => Tracing::disabled(),
+    })
 }
 
 /// The Prometheus registry of one process, with the metrics it records.

@@ -70,9 +70,29 @@ pub async fn main(mode: Mode) -> anyhow::Result<()> {
 /// [`main`], with `companion` (the bot) running beside the api in standalone mode when a bot token is set.
 pub async fn main_with(mode: Mode, companion: Option<crate::Companion>) -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
-    cybervpn_telemetry::init_logging(&config.log)?;
+    let config = Config::load(cli.config.as_deref(), std::env::vars())?;
     let command = cli.command.unwrap_or(Command::Serve { migrate: false });
+    // Only the server exports traces; one-shot commands just log.
+    let telemetry = match command {
+        Command::Serve { .. } => config.telemetry.clone(),
+        _ => cybervpn_config::TelemetryConfig::default(),
+    };
+    let service = match mode {
+        Mode::Service => "cybervpn-api",
+        Mode::Standalone => "cybervpn",
+    };
+    let tracing = cybervpn_telemetry::init(&config.log, &telemetry, service)?;
+    let result = run(config, command, mode, companion).await;
+    tracing.shutdown().await;
+    result
+}
+
+async fn run(
+    mut config: Config,
+    command: Command,
+    mode: Mode,
+    companion: Option<crate::Companion>,
+) -> anyhow::Result<()> {
     apply_mode(&mut config, mode, !matches!(command, Command::Keys(_)))?;
     match command {
         Command::Serve { migrate } => {

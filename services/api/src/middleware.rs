@@ -53,6 +53,12 @@ pub(crate) async fn edge(
         route = field::Empty,
         status = field::Empty,
     );
+    // A caller that traces (a proxy, another service) makes this request part of its trace.
+    cybervpn_telemetry::continue_trace(&span, |name| {
+        req.headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    });
 
     // Handlers turn their errors into responses; only an inner middleware (CORS) returns `Err` here, and
     // routing needs sole ownership of the request, so there is no request left to build a response from.

@@ -259,6 +259,7 @@ impl App {
     }
 
     /// Handles one update; failures are logged, counted and answered with a friendly message.
+    #[tracing::instrument(name = "update", skip_all, fields(update_id = update.update_id))]
     pub async fn handle(&self, update: Update) {
         self.metrics.updates.inc();
         match update.content {

@@ -19,6 +19,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = cybervpn_config::Config::load(cli.config.as_deref(), std::env::vars())
         .context("configuration")?;
-    cybervpn_telemetry::init_logging(&config.log).context("logging")?;
-    cybervpn_scheduler::run(config).await
+    let tracing = cybervpn_telemetry::init(&config.log, &config.telemetry, "cybervpn-scheduler")
+        .context("logging")?;
+    let result = cybervpn_scheduler::run(config).await;
+    tracing.shutdown().await;
+    result
 }

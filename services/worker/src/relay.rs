@@ -5,6 +5,7 @@ use std::time::Duration;
 use chrono::Utc;
 use cybervpn_db::{Db, DbError, Outbox, TransactionTrait};
 use cybervpn_jobs::{Queue, catalog};
+use tracing::Instrument as _;
 
 /// Rows moved per pass.
 const BATCH: u64 = 100;
@@ -19,7 +20,13 @@ pub async fn relay_once(db: &Db, queue: &Queue) -> Result<usize, DbError> {
     let messages = outbox.claim(BATCH).await?;
     let mut relayed = 0;
     for message in messages {
-        match catalog::push_named(queue, &message.job, message.payload.clone()).await {
+        // The relay continues the trace of the transaction that wrote the row; the job carries it on.
+        let span = tracing::info_span!("outbox_relay", job = %message.job, outbox_id = %message.id);
+        cybervpn_telemetry::continue_from(&span, message.trace_context.as_deref());
+        let pushed = catalog::push_named(queue, &message.job, message.payload.clone())
+            .instrument(span)
+            .await;
+        match pushed {
             Ok(Some(_)) => {
                 outbox.mark_sent(message.id, Utc::now()).await?;
                 relayed += 1;

@@ -39,11 +39,13 @@ impl<'a, C: ConnectionTrait> Outbox<'a, C> {
         Self { conn }
     }
 
-    /// Records a job to relay once the surrounding transaction commits.
+    /// Records a job to relay once the surrounding transaction commits, with the W3C `traceparent` of the
+    /// work that made it, if traced.
     pub async fn push(
         &self,
         job: &str,
         payload: &impl serde::Serialize,
+        trace_context: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Uuid, DbError> {
         let id = Uuid::now_v7();
@@ -53,7 +55,7 @@ impl<'a, C: ConnectionTrait> Outbox<'a, C> {
             id: Set(id),
             job: Set(job.to_owned()),
             payload: Set(payload),
-            trace_context: Set(None),
+            trace_context: Set(trace_context.map(str::to_owned)),
             created_at: Set(crate::stored_time(now)),
             sent_at: Set(None),
             attempts: Set(0),

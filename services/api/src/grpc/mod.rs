@@ -111,6 +111,7 @@ pub(crate) async fn serve(
     );
     let bot = pb::bot_service_server::BotServiceServer::with_interceptor(Bot { state }, auth);
     tonic::transport::Server::builder()
+        .trace_fn(cybervpn_rpc::server_span)
         .add_service(health_service)
         .add_service(reflection_v1?)
         .add_service(reflection_v1alpha?)

@@ -5,12 +5,12 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, SubsecRound, Utc};
-use cybervpn_db::{Outbox, ServerRecord, Subscriptions};
+use cybervpn_db::{ServerRecord, Subscriptions};
 use cybervpn_domain::{
     CustomerId, ErrorCode, ServerId, Subscription, SubscriptionStatus, TrafficLimit,
 };
 use cybervpn_jobs::{
-    DeadJob, Job,
+    DeadJob,
     catalog::{PanelAction, PanelUserAction, ProvisionSubscription},
 };
 use serde::{Deserialize, Serialize};
@@ -502,9 +502,7 @@ pub(crate) async fn queue_panel_action(
         action,
         request_id: uuid::Uuid::now_v7(),
     };
-    Outbox::on(&txn)
-        .push(PanelUserAction::NAME, &job, now)
-        .await?;
+    cybervpn_jobs::outbox::enqueue(&txn, &job, now).await?;
     let action_name = match action {
         PanelAction::ResetTraffic => "subscription.reset_traffic",
         PanelAction::RevokeSubscription => "subscription.revoke",

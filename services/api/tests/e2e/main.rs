@@ -3,6 +3,8 @@
 //! (`cargo nextest run --workspace` builds the worker and scheduler binaries).
 #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
+mod otlp;
+
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -93,10 +95,16 @@ impl World {
     }
 
     fn spawn(&self, binary: &str) -> Child {
+        self.spawn_with(binary, &[])
+    }
+
+    /// Starts `binary` with the world's environment plus `extra`.
+    fn spawn_with(&self, binary: &str, extra: &[(&str, String)]) -> Child {
         let path = binary_path(binary);
         Command::new(&path)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -595,4 +603,332 @@ async fn every_plan_is_bought_through_each_gateway_and_reaches_the_panel() {
     assert_eq!(world.fake.users().len(), 4, "one panel user per customer");
     assert!(terminate(&mut worker).success());
     world.handle.stop(true).await;
+}
+
+/// Stops `child` with SIGTERM without blocking the runtime (the receiver of its last spans runs on it).
+async fn terminate_async(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    for _ in 0..400 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    panic!("process {pid} did not stop within 20 s of SIGTERM");
+}
+
+const YOOKASSA_SHOP: &str = "4242";
+const YOOKASSA_SECRET: &str = "yoo_trace_secret";
+const BOT_TOKEN: &str = "bot-service-token-for-the-trace-test-0123";
+
+/// The api and the worker as separate processes, both exporting their spans to one OTLP receiver.
+struct TracedPlatform {
+    receiver: otlp::OtlpReceiver,
+    world: World,
+    base: String,
+    grpc: String,
+    yookassa: cybervpn_payments::fake::yookassa::YooKassaFake,
+    api: Child,
+    worker: Child,
+}
+
+impl TracedPlatform {
+    async fn start() -> Self {
+        let receiver = otlp::OtlpReceiver::start().await;
+        let yookassa =
+            cybervpn_payments::fake::yookassa::YooKassaFake::start(YOOKASSA_SHOP, YOOKASSA_SECRET)
+                .await
+                .unwrap();
+        let world = World::new().await;
+        let listen = format!("127.0.0.1:{}", free_port());
+        let grpc_listen = format!("127.0.0.1:{}", free_port());
+        let (_, encryption) = cybervpn_auth::SecretBox::generate();
+        let otel = ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.clone());
+        let api = world.spawn_with(
+            "cybervpn-api",
+            &[
+                ("CYBERVPN_API_LISTEN", listen.clone()),
+                ("CYBERVPN_GRPC_LISTEN", grpc_listen.clone()),
+                ("CYBERVPN_GRPC_BOT_TOKEN", BOT_TOKEN.to_owned()),
+                ("CYBERVPN_AUTH_TOKEN_SIGNING_KEY", world.signing_key.clone()),
+                ("CYBERVPN_AUTH_ENCRYPTION_KEY", encryption.to_string()),
+                ("YOOKASSA_SHOP_ID", YOOKASSA_SHOP.to_owned()),
+                ("YOOKASSA_SECRET_KEY", YOOKASSA_SECRET.to_owned()),
+                ("YOOKASSA_API_URL", yookassa.url()),
+                ("YOOKASSA_TRUSTED_NETWORKS", "127.0.0.1".to_owned()),
+                otel.clone(),
+            ],
+        );
+        let worker = world.spawn_with("cybervpn-worker", &[otel]);
+        let base = format!("http://{listen}");
+        let mut up = false;
+        for _ in 0..600 {
+            if let Ok(response) = world.http.get(format!("{base}/health")).send().await {
+                up = response.status() == 200;
+                if up {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(up, "the api process serves {base}");
+        Self {
+            receiver,
+            world,
+            base,
+            grpc: format!("http://{grpc_listen}"),
+            yookassa,
+            api,
+            worker,
+        }
+    }
+
+    async fn plan_id(&self) -> String {
+        let plans: Value = self
+            .world
+            .http
+            .get(format!("{}/api/v1/plans", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        plans["plans"][0]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Stops both processes, which flush their spans as they exit, and returns every span received.
+    async fn stop(mut self) -> (World, Vec<otlp::ReceivedSpan>) {
+        assert!(terminate_async(&mut self.worker).await.success());
+        assert!(terminate_async(&mut self.api).await.success());
+        self.world.handle.stop(true).await;
+        (self.world, self.receiver.spans())
+    }
+}
+
+/// Checks that trace `trace_id` holds spans of the api and the worker only, that its entry span (the first
+/// matching `is_entry`) is the child of the caller's span, and that every panel call descends from the entry
+/// through the outbox relay and the provisioning job; and that the panel saw the trace.
+fn assert_one_trace(
+    world: &World,
+    spans: &[otlp::ReceivedSpan],
+    trace_id: &str,
+    caller_span: &str,
+    is_entry: impl Fn(&otlp::ReceivedSpan) -> bool,
+) {
+    let in_trace: Vec<&otlp::ReceivedSpan> =
+        spans.iter().filter(|s| s.trace_id == trace_id).collect();
+    let by_id: std::collections::HashMap<&str, &otlp::ReceivedSpan> =
+        in_trace.iter().map(|s| (s.span_id.as_str(), *s)).collect();
+    let services: std::collections::BTreeSet<&str> =
+        in_trace.iter().map(|s| s.service.as_str()).collect();
+    assert_eq!(
+        services,
+        ["cybervpn-api", "cybervpn-worker"].into_iter().collect(),
+        "{in_trace:#?}"
+    );
+
+    let entry = in_trace
+        .iter()
+        .find(|s| s.service == "cybervpn-api" && is_entry(s))
+        .unwrap_or_else(|| panic!("no entry span in {in_trace:#?}"));
+    assert_eq!(entry.parent_span_id, caller_span, "{entry:?}");
+
+    let panel_calls: Vec<&&otlp::ReceivedSpan> = in_trace
+        .iter()
+        .filter(|s| s.name == "panel_request")
+        .collect();
+    assert!(!panel_calls.is_empty(), "{in_trace:#?}");
+    for call in &panel_calls {
+        assert_eq!(call.service, "cybervpn-worker");
+        let mut chain = vec![call.name.as_str()];
+        let mut at = **call;
+        while at.span_id != entry.span_id {
+            at = by_id
+                .get(at.parent_span_id.as_str())
+                .unwrap_or_else(|| panic!("{} has no exported parent: {chain:?}", at.name));
+            chain.push(at.name.as_str());
+        }
+        for hop in ["job", "outbox_relay", entry.name.as_str()] {
+            assert!(chain.contains(&hop), "{chain:?}");
+        }
+    }
+    let job = in_trace
+        .iter()
+        .find(|s| s.name == "job")
+        .unwrap_or_else(|| panic!("no job span in {in_trace:#?}"));
+    assert_eq!(job.attribute("job"), Some("provision_subscription"));
+
+    // The panel received the trace, with a call span as the parent of its side.
+    let headers: Vec<String> = world
+        .fake
+        .exchanges()
+        .into_iter()
+        .filter_map(|e| e.traceparent)
+        .filter(|header| header.contains(trace_id))
+        .collect();
+    assert!(!headers.is_empty(), "the panel client sends traceparent");
+    for header in &headers {
+        let parts: Vec<&str> = header.split('-').collect();
+        assert_eq!(parts[1], trace_id, "{header}");
+        assert!(
+            panel_calls.iter().any(|call| call.span_id == parts[2]),
+            "{header} names a panel_request span"
+        );
+    }
+}
+
+/// A payment is one trace: the gateway's webhook (carrying a caller's `traceparent`) is served by the api
+/// process, whose transaction writes the outbox row; the worker process relays it to the queue, runs the
+/// provisioning job and calls the panel, all in the caller's trace, as both processes export it over OTLP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_is_one_trace_across_the_api_and_worker_processes() {
+    let platform = TracedPlatform::start().await;
+    let world = &platform.world;
+    let customer = world.customer("traced").await;
+    let response = world
+        .http
+        .post(format!("{}/api/v1/subscriptions", platform.base))
+        .bearer_auth(world.customer_token(customer))
+        .json(&json!({"plan_id": platform.plan_id().await, "provider": "yookassa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let started: Value = response.json().await.unwrap();
+    let payment = cybervpn_domain::PaymentId::from_uuid(
+        started["payment"]["id"].as_str().unwrap().parse().unwrap(),
+    );
+    let reference = world
+        .db
+        .payments()
+        .get(payment)
+        .await
+        .unwrap()
+        .provider_payment_id
+        .unwrap();
+    assert!(platform.yookassa.succeed(&reference));
+
+    // The gateway's confirmation arrives as part of a trace the caller started.
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let caller_span = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+    let status = world
+        .http
+        .post(format!("{}/api/v1/webhooks/yookassa", platform.base))
+        .header("content-type", "application/json")
+        .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
+        .body(
+            platform
+                .yookassa
+                .notification_body("payment.succeeded", &reference),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    eventually(
+        "the worker process provisions the paid subscription",
+        || {
+            world
+                .panel_user(customer)
+                .is_some_and(|user| user["status"] == "ACTIVE")
+        },
+    )
+    .await;
+
+    let (world, spans) = platform.stop().await;
+    assert_one_trace(&world, &spans, &trace_id, &caller_span, |span| {
+        span.name == "http_request" && span.attribute("route") == Some("/api/v1/webhooks/yookassa")
+    });
+}
+
+/// The bot's side of a Telegram Stars payment: its gRPC call (through the bot's own `BearerToken` client,
+/// inside the update's span) is continued by the api process and, through the outbox and the queue, by the
+/// worker process up to the panel.
+///
+/// A current-thread runtime, so that the tracing subscriber standing in for the bot's sees every poll.
+#[tokio::test(flavor = "current_thread")]
+async fn a_stars_payment_from_the_bot_is_one_trace_through_grpc_api_and_worker() {
+    use cybervpn_rpc::bot::v1::{self as pb, bot_service_client::BotServiceClient};
+    use tracing::Instrument as _;
+
+    let platform = TracedPlatform::start().await;
+    let channel = tonic::transport::Channel::from_shared(platform.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut bot = BotServiceClient::with_interceptor(
+        channel,
+        cybervpn_rpc::BearerToken::new(BOT_TOKEN).unwrap(),
+    );
+    bot.register_customer(pb::RegisterCustomerRequest {
+        user: Some(pb::TelegramUser {
+            id: 4242,
+            username: "stargazer".to_owned(),
+            first_name: "Star".to_owned(),
+            language_code: "en".to_owned(),
+        }),
+        referral_code: String::new(),
+    })
+    .await
+    .unwrap();
+    let payment = bot
+        .create_payment(pb::CreatePaymentRequest {
+            telegram_user_id: 4242,
+            plan_id: platform.plan_id().await,
+            provider: "telegram_stars".to_owned(),
+            currency: String::new(),
+            promo_code: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .payment
+        .unwrap();
+    let invoice = payment.stars_invoice.unwrap();
+
+    // The bot handles Telegram's `successful_payment` update in a traced span.
+    let _bot_tracing = tracing::subscriber::set_default(cybervpn_telemetry::test_subscriber());
+    let update = tracing::info_span!("update");
+    let (trace_id, caller_span) = update.in_scope(|| {
+        let traceparent = cybervpn_telemetry::current_traceparent().unwrap();
+        let parts: Vec<String> = traceparent.split('-').map(str::to_owned).collect();
+        (parts[1].clone(), parts[2].clone())
+    });
+    let confirmed = bot
+        .confirm_stars_payment(pb::ConfirmStarsPaymentRequest {
+            telegram_user_id: 4242,
+            invoice_payload: invoice.payload,
+            currency: "XTR".to_owned(),
+            total_amount: invoice.prices[0].amount,
+            telegram_payment_charge_id: "stxTRACE1".to_owned(),
+            provider_payment_charge_id: String::new(),
+        })
+        .instrument(update)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(confirmed.outcome(), pb::PaymentOutcome::Credited);
+    let world = &platform.world;
+    eventually(
+        "the worker process provisions the Stars subscription",
+        || {
+            world
+                .fake
+                .users()
+                .iter()
+                .any(|user| user["status"] == "ACTIVE")
+        },
+    )
+    .await;
+
+    let (world, spans) = platform.stop().await;
+    assert_one_trace(&world, &spans, &trace_id, &caller_span, |span| {
+        span.name == "grpc_request"
+            && span.attribute("method") == Some("/cybervpn.bot.v1.BotService/ConfirmStarsPayment")
+    });
 }

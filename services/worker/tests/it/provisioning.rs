@@ -170,7 +170,7 @@ async fn an_outbox_row_reaches_the_panel_through_relay_queue_and_worker(backend:
     for _ in 0..2 {
         rig.db
             .outbox()
-            .push("provision_subscription", &job, Utc::now())
+            .push("provision_subscription", &job, None, Utc::now())
             .await
             .unwrap();
     }
