@@ -15,6 +15,7 @@ mod m20261126_000007_promo_refunds;
 mod m20261126_000008_staff_telegram;
 mod m20261126_000009_broadcasts;
 mod m20261126_000010_gateway_switches;
+mod m20261126_000011_notice_templates;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000008_staff_telegram::Migration),
             Box::new(m20261126_000009_broadcasts::Migration),
             Box::new(m20261126_000010_gateway_switches::Migration),
+            Box::new(m20261126_000011_notice_templates::Migration),
         ]
     }
 }

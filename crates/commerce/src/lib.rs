@@ -6,12 +6,10 @@
 //! payments at a frozen price (with promo codes); [`refund`] takes the days of a refunded payment back.
 
 use chrono::{DateTime, Utc};
-use cybervpn_db::{
-    Audience, Customers, Db, DbError, Payments, Plans, Subscriptions, TransactionTrait,
-};
+use cybervpn_db::{Customers, Db, DbError, Payments, Plans, Subscriptions, TransactionTrait};
 use cybervpn_domain::{
-    DomainError, Money, Payment, PaymentId, PaymentProvider, PaymentStatus, Subscription,
-    SubscriptionStatus, TrafficBytes,
+    DomainError, Money, NoticeKind, Payment, PaymentId, PaymentProvider, PaymentStatus,
+    Subscription, SubscriptionStatus, TrafficBytes,
 };
 use cybervpn_jobs::{catalog::ProvisionSubscription, outbox};
 
@@ -117,22 +115,26 @@ async fn announce(
         now,
     )
     .await?;
-    let (kind, what) = match event {
-        PaymentEvent::Completed => ("payment_completed", "received"),
-        PaymentEvent::Refunded => ("payment_refunded", "refunded"),
+    let kind = match event {
+        PaymentEvent::Completed => NoticeKind::PaymentCompleted,
+        PaymentEvent::Refunded => NoticeKind::PaymentRefunded,
     };
-    let body = format!(
-        "Your payment of {} {} was {what}: your CyberVPN subscription now runs until {}.",
-        payment.amount.to_major_string(),
-        payment.amount.currency().as_str(),
-        subscription.expires_at.format("%Y-%m-%d %H:%M UTC")
-    );
-    outbox::notify_in(
+    outbox::notify_customer_in(
         txn,
-        &format!("{kind}:{}", payment.id.as_uuid()),
-        Audience::Customer(payment.customer_id),
+        &format!("{}:{}", kind.as_str(), payment.id.as_uuid()),
+        payment.customer_id,
         kind,
-        &body,
+        &[
+            ("amount", payment.amount.to_major_string()),
+            ("currency", payment.amount.currency().as_str().to_owned()),
+            (
+                "until",
+                subscription
+                    .expires_at
+                    .format("%Y-%m-%d %H:%M UTC")
+                    .to_string(),
+            ),
+        ],
         now,
     )
     .await?;

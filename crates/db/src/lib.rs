@@ -20,6 +20,7 @@ pub use repo::{
     customers::{CustomerRecord, CustomerSearch, Customers},
     dashboard::{Dashboard, Revenue},
     gateway_switches::GatewaySwitches,
+    notice_templates::NoticeTemplates,
     notifications::{Audience, Notification, Notifications},
     outbox::{Outbox, OutboxMessage},
     payments::{PaymentSearch, Payments},

@@ -66,6 +66,7 @@ impl StaffRole {
                 ManagePayments,
                 ManagePromoCodes,
                 SendBroadcasts,
+                ManageTemplates,
             ],
             Self::SuperAdmin => Permission::ALL,
         }
@@ -120,6 +121,8 @@ string_enum! {
         ManagePromoCodes => "manage_promo_codes",
         /// Send a message to all, active or trial customers through the bot.
         SendBroadcasts => "send_broadcasts",
+        /// Reword the notices sent to customers.
+        ManageTemplates => "manage_templates",
     }
 }
 

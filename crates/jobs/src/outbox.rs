@@ -1,7 +1,10 @@
 //! Jobs written to the transactional outbox: recorded in the caller's transaction, relayed after commit.
 
 use chrono::{DateTime, Utc};
-use cybervpn_db::{Audience, DatabaseTransaction, DbError, Notifications, Outbox};
+use cybervpn_db::{
+    Audience, Customers, DatabaseTransaction, DbError, NoticeTemplates, Notifications, Outbox,
+};
+use cybervpn_domain::{CustomerId, NoticeKind, notice};
 use uuid::Uuid;
 
 use crate::{Job, catalog::DeliverNotification};
@@ -43,4 +46,27 @@ pub async fn notify_in(
     )
     .await?;
     Ok(true)
+}
+
+/// Records the customer notice `kind` in the customer's language (staff's wording, else the built-in text),
+/// filled in with `values`, unless `dedup_key` was used before; true if new.
+pub async fn notify_customer_in(
+    txn: &DatabaseTransaction,
+    dedup_key: &str,
+    customer: CustomerId,
+    kind: NoticeKind,
+    values: &[(&str, String)],
+    now: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let language = Customers::on(txn).get(customer).await?.language;
+    let template = NoticeTemplates::on(txn).text(kind, language).await?;
+    notify_in(
+        txn,
+        dedup_key,
+        Audience::Customer(customer),
+        kind.as_str(),
+        &notice::render(&template, values),
+        now,
+    )
+    .await
 }

@@ -25,6 +25,8 @@ pub(crate) const DIALOG_NEW_PROMO: i64 = 6;
 pub(crate) const DIALOG_PLAN_PRICES: i64 = 7;
 /// Dialogue state: the next text is a new plan (`pro 30 5 0 9.99 USD 899 RUB`).
 pub(crate) const DIALOG_NEW_PLAN: i64 = 8;
+/// Dialogue states from this one on: the next text rewords notice number `state - DIALOG_NOTICE`.
+pub(crate) const DIALOG_NOTICE: i64 = 100;
 /// Days the panel's extend button adds.
 const EXTEND_DAYS: u32 = 30;
 
@@ -74,6 +76,7 @@ impl App {
                 button(text(lang, "button-admin-plans"), "adm:plans"),
                 button(text(lang, "button-admin-gateways"), "adm:gw"),
             ],
+            vec![button(text(lang, "button-admin-notices"), "adm:tpl")],
         ];
         let body = text_with(
             lang,
@@ -443,6 +446,60 @@ impl App {
                         .map(|gateway| gateway_line(lang, &gateway))
                         .unwrap_or_default()
                 }),
+            ("tpl", None) => match self.notices(telegram_user_id).await {
+                Ok(notices) => {
+                    let rows: Vec<Vec<_>> = notices
+                        .chunks(2)
+                        .enumerate()
+                        .map(|(row, pair)| {
+                            pair.iter()
+                                .enumerate()
+                                .map(|(col, notice)| {
+                                    let mark = if notice.is_default { "" } else { " ✎" };
+                                    button(
+                                        format!("{} · {}{mark}", notice.kind, notice.language),
+                                        &format!("adm:tpl:{}", row * 2 + col),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    return self
+                        .send(chat, &text(lang, "admin-notices"), Some(keyboard(rows)))
+                        .await;
+                }
+                Err(status) => Err(status),
+            },
+            ("tpl", Some(index)) => {
+                let notice = match index.parse::<usize>() {
+                    Ok(index) => self
+                        .notices(telegram_user_id)
+                        .await
+                        .map(|notices| notices.into_iter().nth(index).map(|n| (index, n))),
+                    Err(_) => Ok(None),
+                };
+                match notice {
+                    Ok(Some((index, notice))) => {
+                        let state = DIALOG_NOTICE + i64::try_from(index).unwrap_or(0);
+                        let _ = self
+                            .store
+                            .set_number(&crate::dialog_key(user), state, DIALOG_TTL)
+                            .await;
+                        Ok(text_with(
+                            lang,
+                            "admin-notice-prompt",
+                            &[
+                                ("kind", notice.kind),
+                                ("language", notice.language),
+                                ("text", notice.text),
+                                ("placeholders", notice.placeholders.join(", ")),
+                            ],
+                        ))
+                    }
+                    Ok(None) => return self.admin_menu(user, chat, lang).await,
+                    Err(status) => Err(status),
+                }
+            }
             _ => return self.admin_menu(user, chat, lang).await,
         };
         match result {
@@ -533,6 +590,69 @@ impl App {
                 let body = text_with(
                     lang,
                     "admin-promo-refused",
+                    &[("reason", status.message().to_owned())],
+                );
+                self.send(chat, &body, None).await;
+            }
+            Err(status) => self.admin_fail(chat, lang, &status).await,
+        }
+    }
+
+    async fn notices(&self, telegram_user_id: i64) -> Result<Vec<pb::NoticeTemplate>, Status> {
+        Ok(self
+            .admin
+            .clone()
+            .list_notice_templates(pb::ListNoticeTemplatesRequest { telegram_user_id })
+            .await?
+            .into_inner()
+            .templates)
+    }
+
+    /// The new wording of notice number `index` (`default` restores the built-in text).
+    pub(crate) async fn admin_notice_text(
+        &self,
+        user: &User,
+        chat: i64,
+        lang: Lang,
+        index: i64,
+        body: &str,
+    ) {
+        let _ = self.store.delete(&crate::dialog_key(user)).await;
+        let telegram_user_id = user_id(user);
+        let notice = match self.notices(telegram_user_id).await {
+            Ok(notices) => usize::try_from(index)
+                .ok()
+                .and_then(|index| notices.into_iter().nth(index)),
+            Err(status) => return self.admin_fail(chat, lang, &status).await,
+        };
+        let Some(notice) = notice else {
+            return self.admin_menu(user, chat, lang).await;
+        };
+        let text_to_set = if body.trim().eq_ignore_ascii_case("default") {
+            String::new()
+        } else {
+            body.to_owned()
+        };
+        let saved = self
+            .admin
+            .clone()
+            .set_notice_template(pb::SetNoticeTemplateRequest {
+                telegram_user_id,
+                kind: notice.kind,
+                language: notice.language,
+                text: text_to_set,
+            })
+            .await;
+        match saved {
+            Ok(saved) => {
+                let saved = saved.into_inner().template.unwrap_or_default();
+                let body = text_with(lang, "admin-notice-saved", &[("text", saved.text)]);
+                self.send(chat, &body, None).await;
+            }
+            Err(status) if status.code() == Code::InvalidArgument => {
+                let body = text_with(
+                    lang,
+                    "admin-notice-refused",
                     &[("reason", status.message().to_owned())],
                 );
                 self.send(chat, &body, None).await;

@@ -451,6 +451,11 @@ impl App {
             Some(state @ (admin::DIALOG_PLAN_PRICES | admin::DIALOG_NEW_PLAN)) => {
                 return self.admin_plan_text(user, chat, lang, state, body).await;
             }
+            Some(state) if state >= admin::DIALOG_NOTICE => {
+                return self
+                    .admin_notice_text(user, chat, lang, state - admin::DIALOG_NOTICE, body)
+                    .await;
+            }
             _ => {}
         }
         self.send(chat, &text(lang, "unknown-command"), None).await;

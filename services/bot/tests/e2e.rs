@@ -71,6 +71,8 @@ impl World {
             ("CYBERVPN_WORKER_RELAY_INTERVAL_MS", "200".to_owned()),
             ("CYBERVPN_BOT_LISTEN", format!("127.0.0.1:{}", free_port())),
             ("CYBERVPN_BOT_POLL_TIMEOUT_SECS", "1".to_owned()),
+            // The admin tests click through the whole panel; the throttling test lowers it again.
+            ("CYBERVPN_BOT_USER_UPDATES_PER_MINUTE", "600".to_owned()),
             ("CYBERVPN_GRPC_URL", format!("http://{grpc}")),
             ("CYBERVPN_GRPC_BOT_TOKEN", SERVICE_TOKEN.to_owned()),
             ("TELEGRAM_BOT_TOKEN", BOT_TOKEN.to_owned()),
@@ -448,6 +450,7 @@ async fn customers_register_take_the_trial_connect_refer_and_pay_with_stars_in_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_link_telegram_and_run_the_admin_panel_with_their_role() {
     let world = World::new().await;
+    let mut worker = world.spawn("cybervpn-worker");
     let mut bot = world.spawn("cybervpn-bot");
     let telegram = &world.telegram;
 
@@ -706,6 +709,41 @@ async fn staff_link_telegram_and_run_the_admin_panel_with_their_role() {
     world.reply(admin.id, skip, "telegram_stars · on").await;
     assert!(stars_enabled().await);
 
+    // Notices: reword the English trial notice; a wrong placeholder is refused; customers get the new text.
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&menu), "adm:tpl");
+    let notices = world
+        .reply(admin.id, skip, "The notices customers get")
+        .await;
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&notices), "adm:tpl:0");
+    world
+        .reply(admin.id, skip, "trial_started (en) now reads")
+        .await;
+    let skip = world.sent(admin.id);
+    telegram.send_text(&admin, admin.id, "Trial ends in {left}");
+    world
+        .reply(admin.id, skip, "unknown placeholder {left}")
+        .await;
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&notices), "adm:tpl:0");
+    world.reply(admin.id, skip, "now reads").await;
+    let skip = world.sent(admin.id);
+    telegram.send_text(&admin, admin.id, "Trial on! It runs until {until}.");
+    world
+        .reply(admin.id, skip, "Customers now get: Trial on!")
+        .await;
+    let fay = User::new(6002, "Fay").with_language("en");
+    telegram.send_text(&fay, fay.id, "/start");
+    let fay_menu = world.reply(fay.id, 0, "What would you like").await;
+    telegram.press_button(&fay, message_id(&fay_menu), "trial");
+    let notice = world.reply(fay.id, 0, "Trial on! It runs until 20").await;
+    assert!(
+        !notice.str_param("text").unwrap().contains("{until}"),
+        "{}",
+        notice.params
+    );
+
     // A viewer may look up customers but not ban them, even by pressing a forged button.
     let viewer = User::new(6200, "Viewer").with_language("en");
     let code = world
@@ -747,6 +785,7 @@ async fn staff_link_telegram_and_run_the_admin_panel_with_their_role() {
         "still banned"
     );
     assert!(terminate(&mut bot));
+    assert!(terminate(&mut worker));
     world.handle.stop(true).await;
 }
 
@@ -1048,4 +1087,47 @@ async fn a_broadcast_to_a_thousand_customers_is_paced_survives_a_restart_and_rea
     assert!(refused < 30, "{refused} sends refused with 429");
     assert!(terminate(&mut bot));
     assert!(terminate(&mut worker));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_floods_the_bot_is_throttled() {
+    let mut world = World::new().await;
+    for (key, value) in &mut world.env {
+        if key == "CYBERVPN_BOT_USER_UPDATES_PER_MINUTE" {
+            *value = "3".to_owned();
+        }
+    }
+    let mut bot = world.spawn("cybervpn-bot");
+    let telegram = &world.telegram;
+    let gus = User::new(7101, "Gus").with_language("en");
+    telegram.send_text(&gus, gus.id, "/start");
+    world.reply(gus.id, 0, "Welcome").await;
+    for _ in 0..6 {
+        telegram.send_text(&gus, gus.id, "/referral");
+    }
+    // Every update is taken (acknowledged) whether or not it is answered.
+    for _ in 0..200 {
+        if telegram.pending_updates().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answered = telegram
+        .sent_to(gus.id)
+        .iter()
+        .filter(|call| {
+            call.str_param("text")
+                .is_some_and(|t| t.contains("start=ref_"))
+        })
+        .count();
+    assert_eq!(
+        answered, 2,
+        "3 updates a minute: /start and two of the six /referral"
+    );
+    // Another user is not held back by Gus.
+    let hana = User::new(7102, "Hana").with_language("en");
+    telegram.send_text(&hana, hana.id, "/start");
+    world.reply(hana.id, 0, "Welcome").await;
+    assert!(terminate(&mut bot));
 }

@@ -8,7 +8,7 @@ use std::{
 
 use chrono::{DateTime, TimeDelta, Utc};
 use cybervpn_db::{Audience, DatabaseTransaction, NodeReport, Subscriptions, TransactionTrait};
-use cybervpn_domain::{Language, SubscriptionId, SubscriptionStatus, TrafficBytes};
+use cybervpn_domain::{Language, NoticeKind, SubscriptionId, SubscriptionStatus, TrafficBytes};
 use cybervpn_jobs::{
     JobError, JobResultExt,
     catalog::{MonthlyTrafficReset, ProvisionSubscription},
@@ -390,31 +390,28 @@ async fn remind(
         Err(cybervpn_db::DbError::Domain(_)) => return Ok(()),
         Err(err) => return Err(JobError::retry("load customer", err)),
     };
-    let body = match (reminder, language) {
-        (Reminder::EndsIn(hours), Language::Ru) => format!(
-            "Ваша подписка CyberVPN закончится через {}. Продлите её, чтобы не остаться без VPN.",
-            duration_ru(hours)
-        ),
-        (Reminder::EndsIn(hours), _) => format!(
-            "Your CyberVPN subscription ends in {}. Renew it to stay connected.",
-            duration_en(hours)
-        ),
-        (Reminder::Ended, Language::Ru) => {
-            "Ваша подписка CyberVPN закончилась. Продлите её, чтобы снова подключиться.".to_owned()
+    let (kind, values) = match reminder {
+        Reminder::EndsIn(hours) => {
+            let left = match language {
+                Language::Ru => duration_ru(hours),
+                Language::En => duration_en(hours),
+            };
+            (NoticeKind::ExpirySoon, vec![("left", left)])
         }
-        (Reminder::Ended, _) => {
-            "Your CyberVPN subscription has ended. Renew it to connect again.".to_owned()
-        }
+        Reminder::Ended => (NoticeKind::ExpiryEnded, Vec::new()),
     };
-    notify(
-        &services.db,
-        key,
-        Audience::Customer(customer),
-        "expiry_reminder",
-        &body,
-    )
-    .await
-    .or_retry("record reminder")?;
+    let txn = services
+        .db
+        .conn()
+        .begin()
+        .await
+        .map_err(|err| JobError::retry("begin", err))?;
+    cybervpn_jobs::outbox::notify_customer_in(&txn, key, customer, kind, &values, Utc::now())
+        .await
+        .or_retry("record reminder")?;
+    txn.commit()
+        .await
+        .map_err(|err| JobError::retry("commit reminder", err))?;
     Ok(())
 }
 

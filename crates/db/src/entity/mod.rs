@@ -10,6 +10,7 @@ pub mod broadcast;
 pub mod broadcast_recipient;
 pub mod customer;
 pub mod gateway_switch;
+pub mod notice_template;
 pub mod notification;
 pub mod outbox;
 pub mod payment;

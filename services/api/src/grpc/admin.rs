@@ -437,4 +437,22 @@ impl AdminService for Admin {
             Admin::set_gateway_enabled(self, request.into_inner()).await?,
         ))
     }
+
+    async fn list_notice_templates(
+        &self,
+        request: Request<pb::ListNoticeTemplatesRequest>,
+    ) -> Result<Response<pb::ListNoticeTemplatesResponse>, Status> {
+        Ok(Response::new(
+            Admin::list_notice_templates(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn set_notice_template(
+        &self,
+        request: Request<pb::SetNoticeTemplateRequest>,
+    ) -> Result<Response<pb::SetNoticeTemplateResponse>, Status> {
+        Ok(Response::new(
+            Admin::set_notice_template(self, request.into_inner()).await?,
+        ))
+    }
 }

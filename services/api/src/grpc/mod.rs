@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status};
 mod admin;
 mod catalog;
 mod delivery;
+mod notices;
 mod promo;
 
 pub(crate) use admin::{LINK_CODE_TTL, link_code_hash};

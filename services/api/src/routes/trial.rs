@@ -4,7 +4,7 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, SubsecRound, Utc};
-use cybervpn_db::{Audience, Customers, DbError, Subscriptions, Trial, Trials};
+use cybervpn_db::{Customers, DbError, Subscriptions, Trial, Trials};
 use cybervpn_domain::{CustomerId, DomainError, ErrorCode, Subscription, TrafficLimit};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -150,16 +150,18 @@ pub(crate) async fn activate(
         .map_err(trial_conflict)?;
     Subscriptions::on(&txn).create(&subscription).await?;
     outbox_provision(&txn, &subscription, now).await?;
-    let body = format!(
-        "Your free trial is active until {} UTC. Enjoy!",
-        subscription.expires_at.format("%Y-%m-%d %H:%M")
-    );
-    cybervpn_jobs::outbox::notify_in(
+    cybervpn_jobs::outbox::notify_customer_in(
         &txn,
         &format!("trial_started:{}", customer_id.as_uuid()),
-        Audience::Customer(customer_id),
-        "trial_started",
-        &body,
+        customer_id,
+        cybervpn_domain::NoticeKind::TrialStarted,
+        &[(
+            "until",
+            subscription
+                .expires_at
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string(),
+        )],
         now,
     )
     .await?;

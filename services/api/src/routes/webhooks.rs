@@ -5,7 +5,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{SubsecRound, Utc};
-use cybervpn_db::{Audience, Subscriptions};
+use cybervpn_db::Subscriptions;
 use cybervpn_domain::{
     CustomerId, ErrorCode, PanelIdentity, Subscription, SubscriptionStatus, TrafficBytes,
 };
@@ -168,33 +168,22 @@ async fn user_event(state: &AppState, kind: &str, event: &Event) -> Result<bool,
     };
     audit::commit(txn).await?;
     if kind == "limited" && current.status == SubscriptionStatus::Limited {
-        let language = state
-            .db
-            .customers()
-            .get(current.customer_id)
-            .await?
-            .language;
-        let body = match language {
-            cybervpn_domain::Language::Ru => {
-                "Трафик вашего тарифа CyberVPN закончился. Он обновится с тарифом, или докупите трафик."
-            }
-            _ => {
-                "You have used all the traffic of your CyberVPN plan. It renews with your plan, or buy more."
-            }
-        };
         let key = format!(
             "limited:{}:{}",
             current.id.as_uuid(),
             event.timestamp.as_deref().unwrap_or_default()
         );
-        cybervpn_worker::notify(
-            &state.db,
+        let txn = audit::begin(&state.db).await?;
+        cybervpn_jobs::outbox::notify_customer_in(
+            &txn,
             &key,
-            Audience::Customer(current.customer_id),
-            "traffic_limited",
-            body,
+            current.customer_id,
+            cybervpn_domain::NoticeKind::TrafficLimited,
+            &[],
+            Utc::now(),
         )
         .await?;
+        audit::commit(txn).await?;
     }
     Ok(handled)
 }

@@ -137,3 +137,11 @@ admin-gateway-on = on
 admin-gateway-off = switched off
 button-gateway-on = Switch on { $gateway }
 button-gateway-off = Switch off { $gateway }
+button-admin-notices = 📝 Notices
+admin-notices = The notices customers get, per language (✎: reworded). Pick one to reword it.
+admin-notice-prompt = { $kind } ({ $language }) now reads:
+    { $text }
+    Placeholders: { $placeholders }
+    Send the new text, or "default" to restore the built-in one.
+admin-notice-saved = Saved. Customers now get: { $text }
+admin-notice-refused = Not saved: { $reason }

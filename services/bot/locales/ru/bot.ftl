@@ -137,3 +137,11 @@ admin-gateway-on = включена
 admin-gateway-off = выключена
 button-gateway-on = Включить { $gateway }
 button-gateway-off = Выключить { $gateway }
+button-admin-notices = 📝 Уведомления
+admin-notices = Уведомления клиентам по языкам (✎ — изменены). Выберите, чтобы изменить текст.
+admin-notice-prompt = { $kind } ({ $language }) сейчас:
+    { $text }
+    Подстановки: { $placeholders }
+    Пришлите новый текст или «default», чтобы вернуть встроенный.
+admin-notice-saved = Сохранено. Клиенты получат: { $text }
+admin-notice-refused = Не сохранено: { $reason }

@@ -101,22 +101,11 @@ async fn each_expiry_reminder_is_recorded_once(backend: Backend) {
 
     for slot in 1..=2 {
         rig.run_job(&ExpiryReminders { slot }, || async {
-            rig.db
-                .notifications()
-                .of_kind("expiry_reminder", 10)
-                .await
-                .unwrap()
-                .len()
-                >= 2
+            reminders(&rig).await.len() >= 2
         })
         .await;
     }
-    let reminders = rig
-        .db
-        .notifications()
-        .of_kind("expiry_reminder", 10)
-        .await
-        .unwrap();
+    let reminders = reminders(&rig).await;
     assert_eq!(reminders.len(), 2, "{reminders:?}");
     let bodies: Vec<&str> = reminders.iter().map(|n| n.body.as_str()).collect();
     assert!(
@@ -124,6 +113,15 @@ async fn each_expiry_reminder_is_recorded_once(backend: Backend) {
         "{bodies:?}"
     );
     assert!(bodies.iter().any(|b| b.contains("has ended")), "{bodies:?}");
+}
+
+/// The reminders recorded so far: ends-soon and ended.
+async fn reminders(rig: &Rig) -> Vec<cybervpn_db::Notification> {
+    let mut all = Vec::new();
+    for kind in ["expiry_soon", "expiry_ended"] {
+        all.extend(rig.db.notifications().of_kind(kind, 10).await.unwrap());
+    }
+    all
 }
 
 on_both_backends!(traffic_is_copied_from_the_panel);
