@@ -954,12 +954,7 @@ fn gateway_line(lang: Lang, gateway: &pb::Gateway) -> String {
 
 /// One promo code in a line: code, benefit, uses, state.
 fn promo_line(lang: Lang, code: &pb::PromoCode) -> String {
-    let benefit = match code.benefit.split_once(':') {
-        Some(("percent_off", n)) => format!("−{n}%"),
-        Some(("bonus_days", n)) => format!("+{n}d"),
-        Some((_, amount)) => amount.to_owned(),
-        None => code.benefit.clone(),
-    };
+    let benefit = crate::benefit_label(&code.benefit);
     let uses = if code.max_uses == 0 {
         format!("{}/∞", code.used_count)
     } else {

@@ -49,6 +49,8 @@ type DeliveryRpc = DeliveryServiceClient<InterceptedService<Channel, cybervpn_rp
 
 /// Dialogue states kept per Telegram user.
 const DIALOG_SUPPORT: i64 = 1;
+/// Dialogue states from this one on: the next text is a promo code for the plan at `state - DIALOG_PROMO`.
+const DIALOG_PROMO: i64 = 1000;
 /// How long a customer's language is remembered by the bot (a change made elsewhere shows after this).
 const LANG_TTL: Duration = Duration::from_secs(10 * 60);
 /// How long an unfinished dialogue is remembered.
@@ -432,6 +434,11 @@ impl App {
             .await
             .ok()
             .and_then(|values| values.first().copied().flatten());
+        if let Some(state) = dialog.filter(|state| *state >= DIALOG_PROMO) {
+            return self
+                .promo_entered(user, chat, lang, state - DIALOG_PROMO, body)
+                .await;
+        }
         if let Some(audience) = dialog.and_then(App::broadcast_audience) {
             return self
                 .broadcast_draft(user, chat, lang, audience, body, photo)
@@ -451,7 +458,7 @@ impl App {
             Some(state @ (admin::DIALOG_PLAN_PRICES | admin::DIALOG_NEW_PLAN)) => {
                 return self.admin_plan_text(user, chat, lang, state, body).await;
             }
-            Some(state) if state >= admin::DIALOG_NOTICE => {
+            Some(state) if (admin::DIALOG_NOTICE..DIALOG_PROMO).contains(&state) => {
                 return self
                     .admin_notice_text(user, chat, lang, state - admin::DIALOG_NOTICE, body)
                     .await;
@@ -484,6 +491,17 @@ impl App {
         }
         let lang = self.lang(user).await;
         let data = query.data.as_deref().unwrap_or_default();
+        // `payp:<plan index>:<gateway>:<promo code>`: a purchase with a promo code (callback data is ≤ 64 bytes).
+        if let Some(rest) = data.strip_prefix("payp:") {
+            let mut parts = rest.splitn(3, ':');
+            if let (Some(index), Some(gateway), Some(code)) =
+                (parts.next(), parts.next(), parts.next())
+                && let Some(plan) = self.plan_at(chat, lang, index).await
+            {
+                return self.pay(user, chat, lang, &plan.id, gateway, code).await;
+            }
+            return self.plans(chat, lang).await;
+        }
         let mut parts = data.split(':');
         match (parts.next(), parts.next(), parts.next()) {
             (Some("menu"), None, None) => self.menu(user, chat, lang).await,
@@ -491,8 +509,9 @@ impl App {
             (Some("tier"), Some(tier), None) => self.tier(chat, lang, tier).await,
             (Some("plan"), Some(plan), None) => self.gateways(chat, lang, plan).await,
             (Some("pay"), Some(plan), Some(gateway)) => {
-                self.pay(user, chat, lang, plan, gateway).await
+                self.pay(user, chat, lang, plan, gateway, "").await
             }
+            (Some("promo"), Some(plan), None) => self.promo_prompt(user, chat, lang, plan).await,
             (Some("trial"), None, None) => self.trial(user, chat, lang).await,
             (Some("config"), None, None) => self.config_of(user, chat, lang).await,
             (Some("referral"), None, None) => self.referral(user, chat, lang).await,
@@ -661,10 +680,16 @@ impl App {
                     &format!("pay:{}:{code}", plan.id),
                 )]
             })
-            .chain([vec![button(
-                text(lang, "button-back"),
-                &format!("tier:{}", plan.tier),
-            )]])
+            .chain([
+                vec![button(
+                    text(lang, "button-promo-enter"),
+                    &format!("promo:{}", plan.id),
+                )],
+                vec![button(
+                    text(lang, "button-back"),
+                    &format!("tier:{}", plan.tier),
+                )],
+            ])
             .collect();
         let body = text_with(
             lang,
@@ -697,7 +722,111 @@ impl App {
         }
     }
 
-    async fn pay(&self, user: &User, chat: i64, lang: Lang, plan_id: &str, gateway: &str) {
+    /// The plan at `index` of the catalogue (promo purchases carry the index, not the id).
+    async fn plan_at(&self, chat: i64, lang: Lang, index: &str) -> Option<pb::Plan> {
+        let index: usize = index.parse().ok()?;
+        match self.rpc.clone().list_plans(pb::ListPlansRequest {}).await {
+            Ok(plans) => plans.into_inner().plans.into_iter().nth(index),
+            Err(status) => {
+                self.fail(chat, lang, &status).await;
+                None
+            }
+        }
+    }
+
+    /// "I have a promo code" under a plan: the next text is the code.
+    async fn promo_prompt(&self, user: &User, chat: i64, lang: Lang, plan_id: &str) {
+        let index = match self.rpc.clone().list_plans(pb::ListPlansRequest {}).await {
+            Ok(plans) => plans
+                .into_inner()
+                .plans
+                .iter()
+                .position(|p| p.id == plan_id),
+            Err(status) => return self.fail(chat, lang, &status).await,
+        };
+        let Some(index) = index.and_then(|i| i64::try_from(i).ok()) else {
+            return self.plans(chat, lang).await;
+        };
+        let _ = self
+            .store
+            .set_number(&dialog_key(user), DIALOG_PROMO + index, DIALOG_TTL)
+            .await;
+        self.send(chat, &text(lang, "plans-promo-prompt"), None)
+            .await;
+    }
+
+    /// A promo code typed for the plan at `index`: checked, priced, and offered with the usable gateways.
+    async fn promo_entered(&self, user: &User, chat: i64, lang: Lang, index: i64, code: &str) {
+        let _ = self.store.delete(&dialog_key(user)).await;
+        let Some(plan) = self.plan_at(chat, lang, &index.to_string()).await else {
+            return self.plans(chat, lang).await;
+        };
+        let code = code.trim().to_ascii_uppercase();
+        let checked = self
+            .rpc
+            .clone()
+            .validate_promo(pb::ValidatePromoRequest {
+                telegram_user_id: user_id(user),
+                code: code.clone(),
+                // The code alone: the price is on the invoice of the gateway chosen next.
+                plan_id: String::new(),
+                provider: String::new(),
+            })
+            .await;
+        let quote = match checked {
+            Ok(quote) => quote.into_inner(),
+            Err(status)
+                if status.code() != Code::Unavailable && status.code() != Code::Internal =>
+            {
+                let body = text_with(
+                    lang,
+                    "plans-promo-refused",
+                    &[("reason", status.message().to_owned())],
+                );
+                return self.send(chat, &body, None).await;
+            }
+            Err(status) => return self.fail(chat, lang, &status).await,
+        };
+        let usable = match self
+            .rpc
+            .clone()
+            .list_payment_methods(pb::ListPaymentMethodsRequest {})
+            .await
+        {
+            Ok(methods) => methods.into_inner().providers,
+            Err(status) => return self.fail(chat, lang, &status).await,
+        };
+        let rows = GATEWAYS
+            .iter()
+            .filter(|(_, name)| usable.iter().any(|p| p == name))
+            .map(|(short, name)| {
+                vec![button(
+                    text(lang, &format!("gateway-{name}")),
+                    &format!("payp:{index}:{short}:{code}"),
+                )]
+            })
+            .collect();
+        let body = text_with(
+            lang,
+            "plans-promo-applied",
+            &[
+                ("code", quote.code.clone()),
+                ("benefit", benefit_label(&quote.benefit)),
+                ("plan", plan.code.clone()),
+            ],
+        );
+        self.send(chat, &body, Some(keyboard(rows))).await;
+    }
+
+    async fn pay(
+        &self,
+        user: &User,
+        chat: i64,
+        lang: Lang,
+        plan_id: &str,
+        gateway: &str,
+        promo_code: &str,
+    ) {
         let Some((_, provider)) = GATEWAYS.iter().find(|(code, _)| *code == gateway) else {
             return self.plans(chat, lang).await;
         };
@@ -712,7 +841,7 @@ impl App {
                 plan_id: plan.id.clone(),
                 provider: (*provider).to_owned(),
                 currency: String::new(),
-                promo_code: String::new(),
+                promo_code: promo_code.to_owned(),
             })
             .await;
         let payment = match created.map(|r| r.into_inner().payment) {
@@ -1168,6 +1297,25 @@ pub(crate) fn price_label(price: &pb::Price) -> String {
             price.amount_minor / 100,
             price.amount_minor % 100
         ),
+    }
+}
+
+/// A promo benefit as `−20%`, `+7d` or `−5.00 USD` (from `percent_off:20`, `bonus_days:7`, `amount_off:500 USD`).
+pub(crate) fn benefit_label(benefit: &str) -> String {
+    match benefit.split_once(':') {
+        Some(("percent_off", n)) => format!("−{n}%"),
+        Some(("bonus_days", n)) => format!("+{n}d"),
+        Some(("amount_off", amount)) => match amount.split_once(' ') {
+            Some((minor, currency)) => format!(
+                "−{}",
+                price_label(&pb::Price {
+                    amount_minor: minor.parse().unwrap_or(0),
+                    currency: currency.to_owned(),
+                })
+            ),
+            None => amount.to_owned(),
+        },
+        _ => benefit.to_owned(),
     }
 }
 

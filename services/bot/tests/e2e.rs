@@ -1131,3 +1131,65 @@ async fn a_user_who_floods_the_bot_is_throttled() {
     world.reply(hana.id, 0, "Welcome").await;
     assert!(terminate(&mut bot));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_buys_with_a_promo_code_typed_in_the_bot() {
+    let world = World::new().await;
+    let now = chrono::Utc::now();
+    let promo = cybervpn_domain::PromoCode {
+        id: cybervpn_domain::PromoCodeId::new(),
+        code: "HALF".to_owned(),
+        benefit: cybervpn_domain::PromoBenefit::PercentOff { percent: 50 },
+        plan_id: None,
+        max_uses: None,
+        used_count: 0,
+        valid_from: None,
+        valid_until: None,
+        is_active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    world.db.promos().create(&promo).await.unwrap();
+    let mut bot = world.spawn("cybervpn-bot");
+    let telegram = &world.telegram;
+
+    let jay = User::new(5101, "Jay").with_language("en");
+    telegram.send_text(&jay, jay.id, "/start");
+    world.reply(jay.id, 0, "Welcome").await;
+    let skip = world.sent(jay.id);
+    telegram.send_text(&jay, jay.id, "/plans");
+    let tiers = world.reply(jay.id, skip, "Choose a plan").await;
+    let skip = world.sent(jay.id);
+    telegram.press_button(&jay, message_id(&tiers), "tier:pro");
+    let durations = world.reply(jay.id, skip, "choose how long").await;
+    let skip = world.sent(jay.id);
+    telegram.press_button(&jay, message_id(&durations), &button(&durations, "plan:"));
+    let gateways = world.reply(jay.id, skip, "How would you like to pay").await;
+    let list_price = {
+        let skip = world.sent(jay.id);
+        telegram.press_button(&jay, message_id(&gateways), &button(&gateways, "pay:"));
+        let invoice = world.reply(jay.id, skip, "CyberVPN Pro").await;
+        invoice.params["prices"][0]["amount"].as_i64().unwrap()
+    };
+
+    // A wrong code is explained; the right one halves the Stars invoice.
+    let promo_button = button(&gateways, "promo:");
+    let skip = world.sent(jay.id);
+    telegram.press_button(&jay, message_id(&gateways), &promo_button);
+    world.reply(jay.id, skip, "Send your promo code").await;
+    let skip = world.sent(jay.id);
+    telegram.send_text(&jay, jay.id, "NOPE");
+    world.reply(jay.id, skip, "This code cannot be used").await;
+    let skip = world.sent(jay.id);
+    telegram.press_button(&jay, message_id(&gateways), &promo_button);
+    world.reply(jay.id, skip, "Send your promo code").await;
+    let skip = world.sent(jay.id);
+    telegram.send_text(&jay, jay.id, "half");
+    let applied = world.reply(jay.id, skip, "Code HALF").await;
+    let skip = world.sent(jay.id);
+    telegram.press_button(&jay, message_id(&applied), &button(&applied, "payp:"));
+    let invoice = world.reply(jay.id, skip, "CyberVPN Pro").await;
+    let discounted = invoice.params["prices"][0]["amount"].as_i64().unwrap();
+    assert_eq!(discounted, list_price / 2, "{}", invoice.params);
+    assert!(terminate(&mut bot));
+}

@@ -364,7 +364,6 @@ impl BotService for Bot {
     ) -> Result<Response<pb::ValidatePromoResponse>, Status> {
         let request = request.into_inner();
         let customer = self.customer(request.telegram_user_id).await?;
-        let provider = parse_provider(&request.provider)?;
         let now = Utc::now();
         let conn = self.state.db.conn();
         let price = |money: cybervpn_domain::Money| pb::Price {
@@ -383,6 +382,7 @@ impl BotService for Bot {
                 days: 0,
             }));
         }
+        let provider = parse_provider(&request.provider)?;
         let currency = checkout::currency_for(provider, None).map_err(status)?;
         let plan = cybervpn_domain::PlanId::from_uuid(parse_uuid("plan_id", &request.plan_id)?);
         let quote = checkout::quote(conn, customer.id, plan, currency, Some(&request.code), now)

@@ -145,3 +145,7 @@ admin-notice-prompt = { $kind } ({ $language }) now reads:
     Send the new text, or "default" to restore the built-in one.
 admin-notice-saved = Saved. Customers now get: { $text }
 admin-notice-refused = Not saved: { $reason }
+button-promo-enter = 🎟 I have a promo code
+plans-promo-prompt = Send your promo code.
+plans-promo-refused = This code cannot be used: { $reason }
+plans-promo-applied = Code { $code } accepted for { $plan }: { $benefit }. Choose how to pay:

@@ -145,3 +145,7 @@ admin-notice-prompt = { $kind } ({ $language }) сейчас:
     Пришлите новый текст или «default», чтобы вернуть встроенный.
 admin-notice-saved = Сохранено. Клиенты получат: { $text }
 admin-notice-refused = Не сохранено: { $reason }
+button-promo-enter = 🎟 У меня есть промокод
+plans-promo-prompt = Пришлите промокод.
+plans-promo-refused = Этот код нельзя применить: { $reason }
+plans-promo-applied = Код { $code } принят для { $plan }: { $benefit }. Выберите способ оплаты:

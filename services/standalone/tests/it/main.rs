@@ -130,3 +130,67 @@ async fn admin_create_works_on_a_fresh_data_directory() {
         "standalone keeps its generated signing key"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_the_bot_in_process_when_a_token_is_set() {
+    use cybervpn_telegram_fake::{TelegramFake, User};
+
+    let telegram = TelegramFake::start("777:STANDALONE").await.unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cybervpn"))
+        .env_clear()
+        .env("CYBERVPN_DATA_DIR", data_dir.path())
+        .env("CYBERVPN_API_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("CYBERVPN_API_WORKERS", "1")
+        .env("CYBERVPN_BOT_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("CYBERVPN_BOT_POLL_TIMEOUT_SECS", "1")
+        .env("CYBERVPN_WORKER_RELAY_INTERVAL_MS", "200")
+        .env("TELEGRAM_BOT_TOKEN", "777:STANDALONE")
+        .env("TELEGRAM_API_BASE", telegram.url())
+        .env("CYBERVPN_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start cybervpn");
+
+    // The bot answers over the in-process api, and the trial's notice comes through the in-process queue.
+    let ivy = User::new(9001, "Ivy").with_language("en");
+    telegram.send_text(&ivy, ivy.id, "/start");
+    let wait_for = |needle: &'static str| {
+        let telegram = &telegram;
+        async move {
+            for _ in 0..300 {
+                if let Some(call) = telegram.sent_to(ivy.id).into_iter().find(|call| {
+                    call.str_param("text")
+                        .is_some_and(|text| text.contains(needle))
+                }) {
+                    return call;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!(
+                "no message containing {needle:?}: {:?}",
+                telegram.sent_to(ivy.id)
+            );
+        }
+    };
+    wait_for("Welcome to CyberVPN, Ivy!").await;
+    telegram.send_text(&ivy, ivy.id, "/trial");
+    // The bot's answer, then the recorded notice delivered from the queue.
+    wait_for("Send /config to connect").await;
+    wait_for("Enjoy!").await;
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "graceful shutdown exits 0, got {status}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    panic!("cybervpn did not stop within 10 s of SIGTERM");
+}
