@@ -661,25 +661,14 @@ impl App {
         let Some(plan) = self.plan(chat, lang, plan_id).await else {
             return;
         };
-        // Only what customers can pay through now: configured, and not switched off by staff.
-        let usable = match self
-            .rpc
-            .clone()
-            .list_payment_methods(pb::ListPaymentMethodsRequest {})
+        let Some(rows) = self
+            .gateway_buttons(chat, lang, |code| format!("pay:{}:{code}", plan.id))
             .await
-        {
-            Ok(methods) => methods.into_inner().providers,
-            Err(status) => return self.fail(chat, lang, &status).await,
+        else {
+            return;
         };
-        let rows = GATEWAYS
-            .iter()
-            .filter(|(_, name)| usable.iter().any(|p| p == name))
-            .map(|(code, name)| {
-                vec![button(
-                    text(lang, &format!("gateway-{name}")),
-                    &format!("pay:{}:{code}", plan.id),
-                )]
-            })
+        let rows = rows
+            .into_iter()
             .chain([
                 vec![button(
                     text(lang, "button-promo-enter"),
@@ -720,6 +709,40 @@ impl App {
                 None
             }
         }
+    }
+
+    /// One button per gateway customers can pay through now (configured, not switched off by staff), each
+    /// carrying `callback(short gateway code)`; `None` after telling the user the api failed.
+    async fn gateway_buttons(
+        &self,
+        chat: i64,
+        lang: Lang,
+        callback: impl Fn(&str) -> String,
+    ) -> Option<Vec<Vec<InlineKeyboardButton>>> {
+        let usable = match self
+            .rpc
+            .clone()
+            .list_payment_methods(pb::ListPaymentMethodsRequest {})
+            .await
+        {
+            Ok(methods) => methods.into_inner().providers,
+            Err(status) => {
+                self.fail(chat, lang, &status).await;
+                return None;
+            }
+        };
+        Some(
+            GATEWAYS
+                .iter()
+                .filter(|(_, name)| usable.iter().any(|p| p == name))
+                .map(|(short, name)| {
+                    vec![button(
+                        text(lang, &format!("gateway-{name}")),
+                        &callback(short),
+                    )]
+                })
+                .collect(),
+        )
     }
 
     /// The plan at `index` of the catalogue (promo purchases carry the index, not the id).
@@ -787,25 +810,12 @@ impl App {
             }
             Err(status) => return self.fail(chat, lang, &status).await,
         };
-        let usable = match self
-            .rpc
-            .clone()
-            .list_payment_methods(pb::ListPaymentMethodsRequest {})
+        let Some(rows) = self
+            .gateway_buttons(chat, lang, |short| format!("payp:{index}:{short}:{code}"))
             .await
-        {
-            Ok(methods) => methods.into_inner().providers,
-            Err(status) => return self.fail(chat, lang, &status).await,
+        else {
+            return;
         };
-        let rows = GATEWAYS
-            .iter()
-            .filter(|(_, name)| usable.iter().any(|p| p == name))
-            .map(|(short, name)| {
-                vec![button(
-                    text(lang, &format!("gateway-{name}")),
-                    &format!("payp:{index}:{short}:{code}"),
-                )]
-            })
-            .collect();
         let body = text_with(
             lang,
             "plans-promo-applied",
