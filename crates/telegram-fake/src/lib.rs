@@ -507,6 +507,35 @@ impl TelegramFake {
             .contains(telegram_payment_charge_id)
     }
 
+    /// Queues a photo message from `user` with `caption`, as Telegram delivers one: the photo is stored, and the
+    /// update carries its sizes (largest last); returns the largest size's `file_id`.
+    pub fn send_photo(&self, user: &User, caption: &str) -> String {
+        let mut file_id = String::new();
+        self.push(|state| {
+            let (id, unique_id) = state.next_file_ids();
+            state.files.insert(
+                id.clone(),
+                state::StoredFile {
+                    bytes: vec![0; 64],
+                    unique_id: unique_id.clone(),
+                    width: 800,
+                    height: 600,
+                    name: "photo.jpg".to_owned(),
+                    mime_type: Some("image/jpeg".to_owned()),
+                },
+            );
+            file_id.clone_from(&id);
+            let mut message = state.new_message(user.id, Some(user));
+            message.insert(
+                "photo".to_owned(),
+                serde_json::json!([{"file_id": id, "file_unique_id": unique_id, "width": 800, "height": 600}]),
+            );
+            message.insert("caption".to_owned(), serde_json::json!(caption));
+            state.push_message(message)
+        });
+        file_id
+    }
+
     /// Sets what `getChatMember` reports for `user_id` in `chat_id` (default: member of their private chat,
     /// `left` elsewhere).
     pub fn set_chat_member(&self, chat_id: i64, user_id: i64, status: MemberStatus) {

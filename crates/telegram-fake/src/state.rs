@@ -241,6 +241,11 @@ impl State {
         self.users.insert(user.id, user.clone());
     }
 
+    /// Queues `message` (built with [`State::new_message`]) from a user as a `message` update.
+    pub(crate) fn push_message(&mut self, message: Map<String, Value>) -> i64 {
+        self.push("message", Value::Object(message))
+    }
+
     pub(crate) fn push_text(&mut self, user: &User, chat_id: i64, text: &str) -> i64 {
         self.remember(user);
         let mut message = self.new_message(chat_id, Some(user));

@@ -1193,3 +1193,66 @@ async fn a_customer_buys_with_a_promo_code_typed_in_the_bot() {
     assert_eq!(discounted, list_price / 2, "{}", invoice.params);
     assert!(terminate(&mut bot));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_broadcast_reaches_trial_customers_with_its_caption() {
+    let world = World::new().await;
+    let telegram = &world.telegram;
+    let mut worker = world.spawn("cybervpn-worker");
+    let mut bot = world.spawn("cybervpn-bot");
+
+    // Two customers: one on a trial (the audience), one not.
+    let (kim, lou) = (
+        User::new(7201, "Kim").with_language("en"),
+        User::new(7202, "Lou").with_language("en"),
+    );
+    for user in [&kim, &lou] {
+        telegram.send_text(user, user.id, "/start");
+        world.reply(user.id, 0, "Welcome").await;
+    }
+    telegram.send_text(&kim, kim.id, "/trial");
+    world.reply(kim.id, 0, "Send /config to connect").await;
+
+    let admin = User::new(7200, "Chief").with_language("en");
+    let code = world
+        .staff_link_code(cybervpn_domain::StaffRole::Admin, "chief_admin")
+        .await;
+    telegram.send_text(&admin, admin.id, &format!("/link {code}"));
+    world.reply(admin.id, 0, "linked").await;
+    let skip = world.sent(admin.id);
+    telegram.send_text(&admin, admin.id, "/admin");
+    let menu = world.reply(admin.id, skip, "Admin panel").await;
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&menu), "adm:bc");
+    let audience = world.reply(admin.id, skip, "Who gets the broadcast").await;
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&audience), "adm:bca:trial");
+    world.reply(admin.id, skip, "Send the message").await;
+    let skip = world.sent(admin.id);
+    let photo = telegram.send_photo(&admin, "Tokyo servers are live!");
+    let preview = world.reply(admin.id, skip, "It goes to 1 customers").await;
+    let shown = telegram
+        .sent_to(admin.id)
+        .into_iter()
+        .find(|call| call.method == "sendPhoto")
+        .expect("the preview is the photo itself");
+    assert_eq!(shown.str_param("photo"), Some(photo.as_str()));
+    let skip = world.sent(admin.id);
+    telegram.press_button(&admin, message_id(&preview), &button(&preview, "adm:bcgo:"));
+    world
+        .reply(admin.id, skip, "Broadcast finished: 1 of 1 delivered")
+        .await;
+    let got = world.reply(kim.id, 0, "Tokyo servers are live!").await;
+    assert_eq!(got.method, "sendPhoto");
+    assert_eq!(got.str_param("photo"), Some(photo.as_str()));
+    assert!(
+        world
+            .telegram
+            .sent_to(lou.id)
+            .iter()
+            .all(|call| call.method != "sendPhoto"),
+        "only the trial audience"
+    );
+    assert!(terminate(&mut bot));
+    assert!(terminate(&mut worker));
+}
