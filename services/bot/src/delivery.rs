@@ -199,7 +199,11 @@ impl App {
     ) -> Result<(), JobError> {
         let run = uuid::Uuid::now_v7().to_string();
         let mut delivery = self.delivery.clone();
-        let mut content: Option<pb::Broadcast> = None;
+        let message = self.broadcast_content(broadcast_id).await?;
+        let content = Content {
+            text: &message.text,
+            photo: Some(message.photo_file_id.as_str()).filter(|p| !p.is_empty()),
+        };
         let mut report: Option<pb::RecipientReport> = None;
         loop {
             let stop = *shutdown.borrow();
@@ -218,22 +222,7 @@ impl App {
             }
             match step.step() {
                 pb::BroadcastStep::Send => {
-                    if content.is_none() {
-                        content = Some(self.broadcast_content(broadcast_id).await?);
-                    }
-                    let Some(message) = content.as_ref() else {
-                        continue;
-                    };
-                    let sent = self
-                        .deliver(
-                            step.telegram_id,
-                            &Content {
-                                text: &message.text,
-                                photo: Some(message.photo_file_id.as_str())
-                                    .filter(|p| !p.is_empty()),
-                            },
-                        )
-                        .await;
+                    let sent = self.deliver(step.telegram_id, &content).await;
                     let (outcome, error) = match sent {
                         Sent::Accepted => (pb::DeliveryOutcome::Sent, String::new()),
                         Sent::Blocked(reason) => (pb::DeliveryOutcome::Blocked, reason),

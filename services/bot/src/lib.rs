@@ -294,11 +294,8 @@ impl App {
     ///
     /// Remembered in the store for [`LANG_TTL`], so most updates do not ask the api.
     async fn lang(&self, user: &User) -> Lang {
-        let key = lang_key(user);
-        if let Ok(values) = self.store.numbers(std::slice::from_ref(&key)).await
-            && let Some(Some(number)) = values.first()
-        {
-            return Lang::from_number(*number);
+        if let Some(lang) = self.remembered_lang(user_id(user)).await {
+            return lang;
         }
         let fallback = Lang::from_tag(user.language_code.as_deref().unwrap_or_default());
         let lang = match self
@@ -320,13 +317,16 @@ impl App {
         lang
     }
 
+    /// The language remembered for Telegram user `telegram_id`, if any.
+    async fn remembered_lang(&self, telegram_id: i64) -> Option<Lang> {
+        let values = self.store.numbers(&[lang_key(telegram_id)]).await.ok()?;
+        values.first().copied().flatten().map(Lang::from_number)
+    }
+
     /// The language of the customer with Telegram id `telegram_id` (English when unknown).
     async fn lang_of(&self, telegram_id: i64) -> Lang {
-        let key = format!("bot:lang:{telegram_id}");
-        if let Ok(values) = self.store.numbers(std::slice::from_ref(&key)).await
-            && let Some(Some(number)) = values.first()
-        {
-            return Lang::from_number(*number);
+        if let Some(lang) = self.remembered_lang(telegram_id).await {
+            return lang;
         }
         self.rpc
             .clone()
@@ -342,7 +342,7 @@ impl App {
     async fn remember_lang(&self, user: &User, lang: Lang) {
         let _ = self
             .store
-            .set_number(&lang_key(user), lang.number(), LANG_TTL)
+            .set_number(&lang_key(user_id(user)), lang.number(), LANG_TTL)
             .await;
     }
 
@@ -1277,8 +1277,8 @@ fn user_id(user: &User) -> i64 {
     i64::try_from(user.id).unwrap_or(i64::MAX)
 }
 
-fn lang_key(user: &User) -> String {
-    format!("bot:lang:{}", user.id)
+fn lang_key(telegram_id: i64) -> String {
+    format!("bot:lang:{telegram_id}")
 }
 
 fn dialog_key(user: &User) -> String {

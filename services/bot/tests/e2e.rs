@@ -195,6 +195,27 @@ impl World {
     }
 }
 
+impl World {
+    /// Links a new admin `name` to `admin`, opens Broadcast for `audience` and waits for the message prompt.
+    async fn open_broadcast(&self, admin: &User, name: &str, audience: &str) {
+        let telegram = &self.telegram;
+        let code = self
+            .staff_link_code(cybervpn_domain::StaffRole::Admin, name)
+            .await;
+        telegram.send_text(admin, admin.id, &format!("/link {code}"));
+        self.reply(admin.id, 0, "linked").await;
+        let skip = self.sent(admin.id);
+        telegram.send_text(admin, admin.id, "/admin");
+        let menu = self.reply(admin.id, skip, "Admin panel").await;
+        let skip = self.sent(admin.id);
+        telegram.press_button(admin, message_id(&menu), "adm:bc");
+        let choice = self.reply(admin.id, skip, "Who gets the broadcast").await;
+        let skip = self.sent(admin.id);
+        telegram.press_button(admin, message_id(&choice), &format!("adm:bca:{audience}"));
+        self.reply(admin.id, skip, "Send the message").await;
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -987,20 +1008,7 @@ async fn a_broadcast_to_a_thousand_customers_is_paced_survives_a_restart_and_rea
 
     // The admin writes it, sees the preview and confirms.
     let admin = User::new(7900, "Boss").with_language("en");
-    let code = world
-        .staff_link_code(cybervpn_domain::StaffRole::Admin, "boss_admin")
-        .await;
-    telegram.send_text(&admin, admin.id, &format!("/link {code}"));
-    world.reply(admin.id, 0, "linked").await;
-    let skip = world.sent(admin.id);
-    telegram.send_text(&admin, admin.id, "/admin");
-    let menu = world.reply(admin.id, skip, "Admin panel").await;
-    let skip = world.sent(admin.id);
-    telegram.press_button(&admin, message_id(&menu), "adm:bc");
-    let audience = world.reply(admin.id, skip, "Who gets the broadcast").await;
-    let skip = world.sent(admin.id);
-    telegram.press_button(&admin, message_id(&audience), "adm:bca:all");
-    world.reply(admin.id, skip, "Send the message").await;
+    world.open_broadcast(&admin, "boss_admin", "all").await;
     let skip = world.sent(admin.id);
     telegram.send_text(&admin, admin.id, "Big news: new servers in Tokyo!");
     world.reply(admin.id, skip, "Big news").await;
@@ -1214,20 +1222,7 @@ async fn a_photo_broadcast_reaches_trial_customers_with_its_caption() {
     world.reply(kim.id, 0, "Send /config to connect").await;
 
     let admin = User::new(7200, "Chief").with_language("en");
-    let code = world
-        .staff_link_code(cybervpn_domain::StaffRole::Admin, "chief_admin")
-        .await;
-    telegram.send_text(&admin, admin.id, &format!("/link {code}"));
-    world.reply(admin.id, 0, "linked").await;
-    let skip = world.sent(admin.id);
-    telegram.send_text(&admin, admin.id, "/admin");
-    let menu = world.reply(admin.id, skip, "Admin panel").await;
-    let skip = world.sent(admin.id);
-    telegram.press_button(&admin, message_id(&menu), "adm:bc");
-    let audience = world.reply(admin.id, skip, "Who gets the broadcast").await;
-    let skip = world.sent(admin.id);
-    telegram.press_button(&admin, message_id(&audience), "adm:bca:trial");
-    world.reply(admin.id, skip, "Send the message").await;
+    world.open_broadcast(&admin, "chief_admin", "trial").await;
     let skip = world.sent(admin.id);
     let photo = telegram.send_photo(&admin, "Tokyo servers are live!");
     let preview = world.reply(admin.id, skip, "It goes to 1 customers").await;

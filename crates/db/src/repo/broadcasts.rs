@@ -380,15 +380,6 @@ impl<'a, C: ConnectionTrait> Broadcasts<'a, C> {
             .await?;
         Ok(())
     }
-
-    /// Recipients of `id` in `state` (for reports and tests).
-    pub async fn recipients_in(&self, id: Uuid, state: &str) -> Result<u64, DbError> {
-        Ok(broadcast_recipient::Entity::find()
-            .filter(broadcast_recipient::Column::BroadcastId.eq(id))
-            .filter(broadcast_recipient::Column::State.eq(state))
-            .count(self.conn)
-            .await?)
-    }
 }
 
 /// A recipient's delivery state as stored.
