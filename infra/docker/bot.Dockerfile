@@ -33,12 +33,15 @@ RUN cargo build --release --locked --workspace --bin cybervpn-bot \
 
 FROM debian:bookworm-slim AS runtime
 # ca-certificates: the Telegram, panel and gateway clients verify TLS against the system roots.
+# /var/lib/cybervpn/backups: where the worker's backup volume is mounted read-only (the bot sends the files to the
+# admin chats); owned by the service user, as in the worker image, whichever container creates the volume.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 cybervpn \
  && useradd --system --uid 10001 --gid cybervpn --home-dir /nonexistent --no-create-home \
-      --shell /usr/sbin/nologin cybervpn
+      --shell /usr/sbin/nologin cybervpn \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/cybervpn/backups
 COPY --chmod=0755 infra/docker/entrypoint.sh /usr/local/bin/entrypoint
 COPY --chmod=0755 infra/docker/healthcheck.sh /usr/local/bin/healthcheck
 COPY --from=builder /out/cybervpn-bot /usr/local/bin/cybervpn-bot

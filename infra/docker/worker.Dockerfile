@@ -4,6 +4,7 @@
 #
 # Build from the repository root:  docker build -f infra/docker/worker.Dockerfile -t cybervpn/worker .
 # Ports: 9091 (HTTP /health and /metrics only; keep it on the internal network)
+# Volume: /var/lib/cybervpn/backups (daily database backups; the bot reads them to send them to the admin chats)
 #
 # Stages: `chef` (toolchain + cargo-chef) → `planner` (dependency recipe) → `builder` (dependencies cooked in
 # their own layer, rebuilt only when Cargo.toml/Cargo.lock change; then the binary) → `runtime` (Debian slim,
@@ -32,18 +33,24 @@ COPY . .
 RUN cargo build --release --locked --workspace --bin cybervpn-worker \
  && install -D -m 0755 target/release/cybervpn-worker /out/cybervpn-worker
 
-FROM debian:bookworm-slim AS runtime
+# Debian 13 (trixie) rather than the builder's 12: it packages pg_dump 17, the major version of the Compose
+# PostgreSQL (pg_dump refuses servers newer than itself). The bookworm-built binary runs unchanged on it.
+FROM debian:trixie-slim AS runtime
 # ca-certificates: the Telegram, panel and gateway clients verify TLS against the system roots.
+# postgresql-client-17: pg_dump for the daily database backup (docs/runbooks/restore.md).
+# /var/lib/cybervpn/backups: the backup volume's mount point, owned by the service user so a new named volume is.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates postgresql-client-17 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 cybervpn \
  && useradd --system --uid 10001 --gid cybervpn --home-dir /nonexistent --no-create-home \
-      --shell /usr/sbin/nologin cybervpn
+      --shell /usr/sbin/nologin cybervpn \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/cybervpn/backups
 COPY --chmod=0755 infra/docker/entrypoint.sh /usr/local/bin/entrypoint
 COPY --chmod=0755 infra/docker/healthcheck.sh /usr/local/bin/healthcheck
 COPY --from=builder /out/cybervpn-worker /usr/local/bin/cybervpn-worker
 ENV CYBERVPN_WORKER_LISTEN=0.0.0.0:9091 \
+    CYBERVPN_BACKUP_DIR=/var/lib/cybervpn/backups \
     CYBERVPN_LOG_FORMAT=json
 USER 10001:10001
 EXPOSE 9091

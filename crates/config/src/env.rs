@@ -40,6 +40,8 @@ pub(crate) const STRING_KEYS: &[&str] = &[
     "bot.webhook_url",
     "bot.webhook_secret",
     "bot.username",
+    "backup.dir",
+    "backup.pg_dump",
 ];
 
 /// Sections whose keys may be set as `CYBERVPN_<SECTION>_<KEY>`.
@@ -59,6 +61,7 @@ const SECTIONS: &[&str] = &[
     "payments",
     "grpc",
     "bot",
+    "backup",
 ];
 
 /// Environment variables mapped onto configuration keys.
@@ -78,10 +81,12 @@ pub struct EnvVars {
 }
 
 impl EnvVars {
-    /// Keeps the variables that map onto configuration keys.
+    /// Keeps the variables that map onto configuration keys; an empty one counts as unset (Compose passes
+    /// `${VAR:-}` as an empty string).
     pub fn collect(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut vars: Vec<_> = vars
             .into_iter()
+            .filter(|(_, value)| !value.is_empty())
             .filter_map(|(name, value)| key_for(&name).map(|key| (name, key, value)))
             .collect();
         // Later values overwrite earlier ones: the `CYBERVPN_` spelling goes last, so it wins over an alias.

@@ -79,6 +79,8 @@ pub struct Config {
     pub grpc: GrpcConfig,
     /// The Telegram bot service.
     pub bot: BotConfig,
+    /// Daily database backups.
+    pub backup: BackupConfig,
 }
 
 impl Default for Config {
@@ -100,6 +102,7 @@ impl Default for Config {
             payments: PaymentsConfig::default(),
             grpc: GrpcConfig::default(),
             bot: BotConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -712,6 +715,47 @@ impl Default for BotConfig {
     }
 }
 
+/// Daily database backups: dumped by the worker, compressed, kept on disk and sent to the admin chats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Take the daily backup.
+    pub enabled: bool,
+    /// Hour of the day (UTC, 0–23) at which the backup is taken.
+    pub hour_utc: u32,
+    /// Directory of the backups; unset means `data_dir/backups`.
+    pub dir: Option<PathBuf>,
+    /// Backups kept in `dir`; older ones are deleted.
+    pub keep: usize,
+    /// The `pg_dump` program used for PostgreSQL (its major version must not be older than the server's).
+    pub pg_dump: String,
+    /// Send each backup to the admin chats (`telegram.admin_chat_ids`) through the bot.
+    pub send_to_telegram: bool,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            hour_utc: 3,
+            dir: None,
+            keep: 7,
+            pg_dump: "pg_dump".to_owned(),
+            send_to_telegram: true,
+        }
+    }
+}
+
+impl Config {
+    /// The directory backups are written to.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("backups"))
+    }
+}
+
 /// Largest body limit an operator may configure (64 MiB).
 const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -870,6 +914,15 @@ impl Config {
                 "worker.shutdown_timeout_secs",
                 "must be below worker.job_lease_secs (a draining worker sends no heartbeats)",
             );
+        }
+        if self.backup.hour_utc > 23 {
+            return invalid("backup.hour_utc", "must be an hour of the day, 0 to 23");
+        }
+        if self.backup.keep == 0 {
+            return invalid("backup.keep", "must keep at least 1 backup");
+        }
+        if self.backup.pg_dump.trim().is_empty() {
+            return invalid("backup.pg_dump", "must name the pg_dump program");
         }
         Ok(())
     }

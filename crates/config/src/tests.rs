@@ -118,7 +118,6 @@ fn rule_violations_name_the_key_without_echoing_secrets() {
             "api.cors_allowed_origins",
         ),
         (&[("CYBERVPN_LOG_LEVEL", " ")], "log.level"),
-        (&[("CYBERVPN_DATA_DIR", "")], "data_dir"),
         (
             &[("CYBERVPN_AUTH_TOKEN_SIGNING_KEY", "hunter2")],
             "auth.token_signing_key",
@@ -235,6 +234,7 @@ fn full_config() -> Config {
     full.bot.username = Some(String::new());
     full.telemetry.otlp_endpoint = Some(String::new());
     full.telemetry.service_name = Some(String::new());
+    full.backup.dir = Some(std::path::PathBuf::new());
     full
 }
 
@@ -572,5 +572,54 @@ fn telemetry_section_loads_from_env_and_is_checked() {
     ] {
         let err = Config::load(None, env(&vars)).expect_err(key);
         assert!(err.to_string().contains(key), "{key}: {err}");
+    }
+}
+
+#[test]
+fn empty_variables_count_as_unset() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+            ("TELEGRAM_BOT_TOKEN", ""),
+            ("CYBERVPN_BACKUP_KEEP", ""),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(config.telemetry.otlp_endpoint, None);
+    assert!(config.telegram.bot_token.is_none());
+    assert_eq!(config.backup.keep, BackupConfig::default().keep);
+}
+
+#[test]
+fn backup_settings_are_read_and_checked() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("CYBERVPN_BACKUP_DIR", "/var/lib/cybervpn/backups"),
+            ("CYBERVPN_BACKUP_HOUR_UTC", "4"),
+            ("CYBERVPN_BACKUP_KEEP", "14"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(
+        config.backup_dir(),
+        std::path::Path::new("/var/lib/cybervpn/backups")
+    );
+    assert_eq!((config.backup.hour_utc, config.backup.keep), (4, 14));
+    assert_eq!(
+        Config::default().backup_dir(),
+        std::path::Path::new("./data/backups")
+    );
+    for (var, value, key) in [
+        ("CYBERVPN_BACKUP_HOUR_UTC", "24", "backup.hour_utc"),
+        ("CYBERVPN_BACKUP_KEEP", "0", "backup.keep"),
+        ("CYBERVPN_BACKUP_PG_DUMP", " ", "backup.pg_dump"),
+    ] {
+        let refused = Config::load(None, env(&[(var, value)]));
+        assert!(
+            matches!(&refused, Err(ConfigError::Invalid { key: k, .. }) if *k == key),
+            "{var}={value:?}: {refused:?}"
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cybervpn_config::Config;
 use cybervpn_migrations::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, DatabaseConnection};
 
 pub use error::DbError;
 pub use repo::{
@@ -38,6 +38,8 @@ pub use repo::{
 };
 /// For code generic over a pool or a transaction, like the repositories.
 pub use sea_orm::ConnectionTrait;
+/// Which database engine a [`Db`] talks to.
+pub use sea_orm::DbBackend;
 pub use sea_orm::DbErr;
 /// For tests that arrange rows no repository writes yet, through [`entity`].
 pub use sea_orm::{ActiveValue, EntityTrait};
@@ -111,6 +113,19 @@ impl Db {
     /// The underlying connection, for repositories and transactions.
     pub const fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// Writes a consistent copy of this SQLite database to the new file `dest` while it stays in use.
+    pub async fn copy_sqlite_to(&self, dest: &std::path::Path) -> Result<(), DbErr> {
+        if self.backend() != DbBackend::Sqlite {
+            return Err(DbErr::Custom("not a SQLite database".to_owned()));
+        }
+        let dest = dest
+            .to_str()
+            .ok_or_else(|| DbErr::Custom("the copy's path is not UTF-8".to_owned()))?;
+        // VACUUM INTO takes a file name expression: a string literal with its quotes doubled.
+        let sql = format!("VACUUM INTO '{}'", dest.replace('\'', "''"));
+        self.conn.execute_unprepared(&sql).await.map(|_| ())
     }
 
     /// Closes every pooled connection.

@@ -91,6 +91,25 @@ impl Job for SendBroadcast {
     };
 }
 
+/// Send a database backup to the admin chats (run by the bot, which reads the file from the shared backup
+/// directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverBackup {
+    /// The staff notification announcing the backup (its body is the document's caption).
+    pub notification_id: Uuid,
+    /// Where the worker wrote the backup.
+    pub path: String,
+}
+
+impl Job for DeliverBackup {
+    const NAME: &'static str = "deliver_backup";
+    const RETRY: RetryPolicy = RetryPolicy {
+        max_attempts: 6,
+        base_delay: Duration::from_secs(10),
+        max_delay: Duration::from_secs(600),
+    };
+}
+
 macro_rules! periodic_jobs {
     ($($(#[doc = $doc:literal])* $name:ident => $job:literal,)*) => {
         $(
@@ -157,6 +176,8 @@ periodic_jobs! {
     FullReconcile => "full_reconcile",
     /// Close unpaid payments past their expiry and credit CryptoBot invoices whose webhook was missed.
     PaymentsSweep => "payments_sweep",
+    /// Dump the database, compress it, keep the newest copies and send it to the admin chats.
+    DatabaseBackup => "database_backup",
 }
 
 /// Every job name, on-demand and periodic (for queue-depth views).
@@ -165,6 +186,7 @@ pub const NAMES: &[&str] = &[
     PanelUserAction::NAME,
     DeliverNotification::NAME,
     SendBroadcast::NAME,
+    DeliverBackup::NAME,
     NodeSync::NAME,
     ServerGeolocation::NAME,
     NodeHealthCheck::NAME,
@@ -176,6 +198,7 @@ pub const NAMES: &[&str] = &[
     DisableExpired::NAME,
     FullReconcile::NAME,
     PaymentsSweep::NAME,
+    DatabaseBackup::NAME,
 ];
 
 /// Enqueues a job recorded in the outbox by its name; `Ok(None)` for a name this build does not know.
@@ -196,6 +219,7 @@ pub async fn push_named(
         PanelUserAction::NAME => queue.push(&decode::<PanelUserAction>(payload)?).await?,
         DeliverNotification::NAME => queue.push(&decode::<DeliverNotification>(payload)?).await?,
         SendBroadcast::NAME => queue.push(&decode::<SendBroadcast>(payload)?).await?,
+        DeliverBackup::NAME => queue.push(&decode::<DeliverBackup>(payload)?).await?,
         _ => return Ok(None),
     };
     Ok(Some(id))

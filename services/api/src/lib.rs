@@ -496,7 +496,7 @@ fn start_background(
         metrics,
     )?;
     let scheduler = cybervpn_scheduler::Scheduler::new(
-        &config.scheduler,
+        config,
         store.clone(),
         queue.clone(),
         metrics,

@@ -549,7 +549,16 @@ impl App {
             Err(status) => return self.admin_fail(chat, lang, &status).await,
         };
         // The preview is the message exactly as customers will get it.
-        let _ = self.deliver(chat, &Content { text: body, photo }).await;
+        let _ = self
+            .deliver(
+                chat,
+                &Content {
+                    text: body,
+                    photo,
+                    document: None,
+                },
+            )
+            .await;
         let buttons = vec![vec![
             button(
                 text(lang, "button-broadcast-send"),

@@ -1,16 +1,16 @@
 //! Delivery from the queue: the notifications the platform records and the broadcasts staff confirm, sent
 //! through one pacer under Telegram's limits (429 answers are honoured with their `retry_after`).
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use cybervpn_jobs::{
     JobError, Queue, QueueError, Worker,
-    catalog::{DeliverNotification, SendBroadcast},
+    catalog::{DeliverBackup, DeliverNotification, SendBroadcast},
 };
 use cybervpn_rpc::bot::v1 as pb;
 use frankenstein::{
     AsyncTelegramApi,
-    methods::{SendMessageParams, SendPhotoParams},
+    methods::{SendDocumentParams, SendMessageParams, SendPhotoParams},
 };
 use tokio::{sync::Mutex, time::Instant};
 
@@ -20,6 +20,8 @@ use crate::{App, Lang, describe, text_with};
 pub const MESSAGES_PER_SECOND: u32 = 25;
 /// How many times one message is tried again after a 429 or a network failure.
 const SEND_ATTEMPTS: u32 = 5;
+/// Largest file a bot may upload (Telegram's limit for `sendDocument`).
+const MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
 /// How long a broadcast run waits for another run's claimed recipients.
 const WAIT_FOR_OTHERS: Duration = Duration::from_secs(2);
 
@@ -68,10 +70,11 @@ pub(crate) enum Sent {
     Transient(String),
 }
 
-/// A message to send: text, or a photo (Telegram `file_id`) with the text as its caption.
+/// A message to send: text, or a photo (Telegram `file_id`) or a local file with the text as its caption.
 pub(crate) struct Content<'a> {
     pub(crate) text: &'a str,
     pub(crate) photo: Option<&'a str>,
+    pub(crate) document: Option<&'a Path>,
 }
 
 impl App {
@@ -80,8 +83,18 @@ impl App {
         let mut last = String::new();
         for attempt in 1..=SEND_ATTEMPTS {
             self.pacer.wait().await;
-            let result = match content.photo {
-                Some(photo) => {
+            let result = match (content.photo, content.document) {
+                (_, Some(document)) => {
+                    let mut params = SendDocumentParams::builder()
+                        .chat_id(chat)
+                        .document(document.to_owned())
+                        .build();
+                    params.caption = Some(content.text.to_owned()).filter(|t| !t.is_empty());
+                    self.call("sendDocument", self.telegram.send_document(&params))
+                        .await
+                        .map(drop)
+                }
+                (Some(photo), None) => {
                     let mut params = SendPhotoParams::builder()
                         .chat_id(chat)
                         .photo(photo.to_owned())
@@ -91,7 +104,7 @@ impl App {
                         .await
                         .map(drop)
                 }
-                None => {
+                (None, None) => {
                     let mut params = SendMessageParams::builder()
                         .chat_id(chat)
                         .text(content.text)
@@ -135,6 +148,45 @@ impl App {
 
     /// Delivers a recorded notification to its chats, once.
     pub(crate) async fn deliver_notification(&self, id: &str) -> Result<(), JobError> {
+        self.deliver_recorded(id, None, "").await
+    }
+
+    /// Sends a database backup to the admin chats with its notification as the caption, once; a file the bot
+    /// cannot read or Telegram would refuse (over 50 MB) is announced without it, saying why.
+    pub(crate) async fn deliver_backup(&self, job: &DeliverBackup) -> Result<(), JobError> {
+        let path = Path::new(&job.path);
+        let unattached = match std::fs::metadata(path) {
+            Ok(meta) if meta.len() > MAX_UPLOAD_BYTES => Some(format!(
+                "over Telegram's 50 MB limit ({} MB)",
+                meta.len() / (1024 * 1024)
+            )),
+            Ok(_) => None,
+            Err(err) => Some(format!("the bot cannot read it: {err}")),
+        };
+        match unattached {
+            None => {
+                self.deliver_recorded(&job.notification_id.to_string(), Some(path), "")
+                    .await
+            }
+            Some(reason) => {
+                tracing::warn!(file = %job.path, reason = %reason, "backup sent without its file");
+                let note = format!(
+                    "\n\nFile not attached ({reason}); it is kept at {}",
+                    job.path
+                );
+                self.deliver_recorded(&job.notification_id.to_string(), None, &note)
+                    .await
+            }
+        }
+    }
+
+    /// Delivers a recorded notification, with `document` attached or `note` appended to its text.
+    async fn deliver_recorded(
+        &self,
+        id: &str,
+        document: Option<&Path>,
+        note: &str,
+    ) -> Result<(), JobError> {
         let mut delivery = self.delivery.clone();
         let notification = delivery
             .get_notification(pb::GetNotificationRequest {
@@ -146,9 +198,11 @@ impl App {
         if !notification.found || notification.delivered {
             return Ok(());
         }
+        let text = format!("{}{note}", notification.body);
         let content = Content {
-            text: &notification.body,
+            text: &text,
             photo: None,
+            document,
         };
         let mut accepted = false;
         let mut error = if notification.chat_ids.is_empty() {
@@ -203,6 +257,7 @@ impl App {
         let content = Content {
             text: &message.text,
             photo: Some(message.photo_file_id.as_str()).filter(|p| !p.is_empty()),
+            document: None,
         };
         let mut report: Option<pb::RecipientReport> = None;
         loop {
@@ -296,7 +351,7 @@ pub(crate) fn broadcast_summary(lang: Lang, key: &str, broadcast: &pb::Broadcast
     )
 }
 
-/// Consumes the notification and broadcast jobs until `shutdown` turns true.
+/// Consumes the notification, backup and broadcast jobs until `shutdown` turns true.
 pub async fn consume(
     app: std::sync::Arc<App>,
     queue: Queue,
@@ -312,6 +367,7 @@ pub async fn consume(
         tracing::warn!(error = %status.message(), "could not resume broadcasts yet");
     }
     let notifications = std::sync::Arc::clone(&app);
+    let backups = std::sync::Arc::clone(&app);
     let broadcasts = std::sync::Arc::clone(&app);
     let job_shutdown = shutdown.clone();
     let mut stopped = shutdown;
@@ -322,6 +378,10 @@ pub async fn consume(
                 app.deliver_notification(&job.notification_id.to_string())
                     .await
             }
+        })
+        .handle(1, move |job: DeliverBackup, _| {
+            let app = std::sync::Arc::clone(&backups);
+            async move { app.deliver_backup(&job).await }
         })
         .handle(2, move |job: SendBroadcast, _| {
             let app = std::sync::Arc::clone(&broadcasts);

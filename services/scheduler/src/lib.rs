@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Datelike, Utc};
-use cybervpn_config::{Config, SchedulerConfig};
+use cybervpn_config::Config;
 use cybervpn_jobs::{JobMetrics, Queue, catalog::Periodic};
 use cybervpn_kv::{Kv, Store};
 use cybervpn_telemetry::Metrics;
@@ -25,12 +25,17 @@ pub enum Cadence {
     Every(u64),
     /// On the first day of each month at 00:00 UTC.
     Monthly,
+    /// Once a day at this hour (UTC).
+    Daily(u32),
 }
 
-/// The configured cadence of each periodic job.
-pub fn schedule(config: &SchedulerConfig) -> Vec<(Periodic, Cadence)> {
+/// The configured cadence of each periodic job (jobs switched off are left out).
+pub fn schedule(config: &Config) -> Vec<(Periodic, Cadence)> {
+    let backup = &config.backup;
+    let config = &config.scheduler;
     Periodic::ALL
         .iter()
+        .filter(|job| backup.enabled || **job != Periodic::DatabaseBackup)
         .map(|job| {
             let cadence = match job {
                 Periodic::NodeSync => Cadence::Every(config.node_sync_secs),
@@ -44,17 +49,20 @@ pub fn schedule(config: &SchedulerConfig) -> Vec<(Periodic, Cadence)> {
                 Periodic::DisableExpired => Cadence::Every(config.disable_expired_secs),
                 Periodic::FullReconcile => Cadence::Every(config.reconcile_secs),
                 Periodic::PaymentsSweep => Cadence::Every(config.payments_secs),
+                Periodic::DatabaseBackup => Cadence::Daily(backup.hour_utc),
             };
             (*job, cadence)
         })
         .collect()
 }
 
-/// The slot `now` falls in: the interval number, or the month number (`year * 12 + month0`).
+/// The slot `now` falls in: the interval number, the month number (`year * 12 + month0`), or the number of
+/// days since the epoch counted from the daily hour.
 pub fn slot(cadence: Cadence, now: DateTime<Utc>) -> i64 {
     match cadence {
         Cadence::Every(secs) => now.timestamp().div_euclid(secs.max(1) as i64),
         Cadence::Monthly => i64::from(now.year()) * 12 + i64::from(now.month0()),
+        Cadence::Daily(hour) => (now.timestamp() - i64::from(hour) * 3600).div_euclid(86_400),
     }
 }
 
@@ -97,7 +105,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler over `store` (lease and slot claims) and `queue`; `holder` must differ between replicas.
     pub fn new(
-        config: &SchedulerConfig,
+        config: &Config,
         store: Store,
         queue: Queue,
         metrics: &Metrics,
@@ -107,7 +115,7 @@ impl Scheduler {
             store,
             queue,
             schedule: schedule(config),
-            lease_ttl: Duration::from_secs(config.lease_ttl_secs),
+            lease_ttl: Duration::from_secs(config.scheduler.lease_ttl_secs),
             holder,
             metrics: SchedulerMetrics::register(metrics)?,
         })
@@ -138,14 +146,21 @@ impl Scheduler {
                     )
                     .await
                     .context("claim slot")?,
-                // The month slot is remembered for good: a first start does not reset anyone's traffic, and
-                // a month missed while down runs once when the scheduler returns.
-                Cadence::Monthly => self
-                    .store
-                    .advance(&format!("scheduler:month:{}", job.name()), slot)
-                    .await
-                    .context("claim month")?
-                    .is_some_and(|previous| previous < slot),
+                // Month and day slots are remembered for good: a first start does not reset anyone's traffic
+                // (nor back up before the hour), and a slot missed while down runs once when the scheduler
+                // returns.
+                Cadence::Monthly | Cadence::Daily(_) => {
+                    let unit = if cadence == Cadence::Monthly {
+                        "month"
+                    } else {
+                        "day"
+                    };
+                    self.store
+                        .advance(&format!("scheduler:{unit}:{}", job.name()), slot)
+                        .await
+                        .context("claim slot")?
+                        .is_some_and(|previous| previous < slot)
+                }
             };
             if due {
                 job.push(&self.queue, slot)
@@ -223,7 +238,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .context("redis")?;
     let scheduler = Scheduler::new(
-        &config.scheduler,
+        &config,
         Store::Redis(kv.clone()),
         queue,
         &metrics,

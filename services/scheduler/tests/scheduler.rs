@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{TimeDelta, TimeZone, Utc};
-use cybervpn_config::SchedulerConfig;
+use cybervpn_config::{Config, SchedulerConfig};
 use cybervpn_jobs::{JobMetrics, Queue, catalog::Periodic};
 use cybervpn_kv::Store;
 use cybervpn_scheduler::Scheduler;
@@ -21,7 +21,11 @@ async fn scheduler(redis: &TestRedis, holder: i64, config: &SchedulerConfig) -> 
     .await
     .unwrap();
     let store = Store::Redis(redis.kv().clone());
-    let scheduler = Scheduler::new(config, store, queue.clone(), &metrics, holder).unwrap();
+    let config = Config {
+        scheduler: config.clone(),
+        ..Config::default()
+    };
+    let scheduler = Scheduler::new(&config, store, queue.clone(), &metrics, holder).unwrap();
     (scheduler, queue)
 }
 
@@ -33,10 +37,14 @@ async fn depths(queue: &Queue) -> Vec<(&'static str, u64)> {
     out
 }
 
-fn expect_depths(actual: &[(&'static str, u64)], interval: u64, monthly: u64) {
+/// `remembered`: the monthly traffic reset and the daily backup, which do not run on a first start.
+fn expect_depths(actual: &[(&'static str, u64)], interval: u64, remembered: u64) {
     for (name, depth) in actual {
-        let expected = if *name == Periodic::MonthlyTrafficReset.name() {
-            monthly
+        let expected = if [Periodic::MonthlyTrafficReset, Periodic::DatabaseBackup]
+            .iter()
+            .any(|job| job.name() == *name)
+        {
+            remembered
         } else {
             interval
         };
@@ -75,7 +83,7 @@ async fn two_schedulers_never_enqueue_the_same_tick() {
         x.unwrap();
         y.unwrap();
     }
-    // Each interval job once; the monthly job not at all on a first start.
+    // Each interval job once; the monthly and daily jobs not at all on a first start.
     expect_depths(&depths(&queue).await, 1, 0);
 }
 
@@ -116,4 +124,50 @@ async fn the_monthly_reset_runs_on_the_first_of_the_month() {
         .await
         .unwrap();
     assert_eq!(queue.depth(monthly).await.unwrap(), 1, "once per month");
+}
+
+#[tokio::test]
+async fn the_backup_runs_once_a_day_at_its_hour_unless_switched_off() {
+    let redis = TestRedis::new().await;
+    let metrics = Metrics::new().unwrap();
+    let queue = Queue::redis(
+        redis.url(),
+        redis.prefix(),
+        JobMetrics::register(metrics.registry()).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut config = Config::default();
+    config.backup.hour_utc = 3;
+    let store = Store::Redis(redis.kv().clone());
+    let scheduler = Scheduler::new(&config, store.clone(), queue.clone(), &metrics, 11).unwrap();
+    let backup = Periodic::DatabaseBackup.name();
+    let before = Utc.with_ymd_and_hms(2026, 11, 27, 2, 59, 59).unwrap();
+    scheduler.tick(before).await.unwrap();
+    assert_eq!(
+        queue.depth(backup).await.unwrap(),
+        0,
+        "not on a first start"
+    );
+    scheduler
+        .tick(before + TimeDelta::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(queue.depth(backup).await.unwrap(), 1, "03:00 UTC");
+    scheduler.tick(before + TimeDelta::hours(20)).await.unwrap();
+    assert_eq!(queue.depth(backup).await.unwrap(), 1, "once that day");
+    scheduler
+        .tick(before + TimeDelta::days(1) + TimeDelta::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(queue.depth(backup).await.unwrap(), 2, "03:00 the next day");
+
+    config.backup.enabled = false;
+    let off = Scheduler::new(&config, store, queue.clone(), &Metrics::new().unwrap(), 12).unwrap();
+    let enqueued = off.tick(before + TimeDelta::days(5)).await.unwrap();
+    assert!(
+        !enqueued.contains(&Periodic::DatabaseBackup),
+        "{enqueued:?}"
+    );
+    assert_eq!(queue.depth(backup).await.unwrap(), 2);
 }

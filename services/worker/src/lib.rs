@@ -4,6 +4,7 @@
 //! Every handler is idempotent: a job delivered twice (after a crash, or relayed twice) has one effect.
 
 mod actions;
+mod backup;
 mod geo;
 mod notify;
 mod payments;
@@ -12,6 +13,7 @@ mod provision;
 mod relay;
 mod runtime;
 
+pub use backup::{Backup, backup};
 pub use notify::notify;
 pub use periodic::record_node;
 pub use provision::{ProvisionOutcome, panel_username, provision};

@@ -9,9 +9,9 @@ use cybervpn_domain::SubscriptionId;
 use cybervpn_jobs::{
     JobError, JobMetrics, Queue, Worker,
     catalog::{
-        BandwidthStats, DisableExpired, ExpiryReminders, FullReconcile, MonthlyTrafficReset,
-        NodeHealthCheck, NodeSync, PanelUserAction, PaymentsSweep, ProvisionSubscription,
-        ServerConfigs, ServerGeolocation, UserTrafficStats,
+        BandwidthStats, DatabaseBackup, DisableExpired, ExpiryReminders, FullReconcile,
+        MonthlyTrafficReset, NodeHealthCheck, NodeSync, PanelUserAction, PaymentsSweep,
+        ProvisionSubscription, ServerConfigs, ServerGeolocation, UserTrafficStats,
     },
 };
 use cybervpn_kv::{Kv, Store};
@@ -20,7 +20,7 @@ use cybervpn_telemetry::Metrics;
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
-use crate::{actions, payments, periodic, provision, relay};
+use crate::{actions, backup, payments, periodic, provision, relay};
 
 /// What every job handler works with; cheap to clone.
 #[derive(Clone)]
@@ -37,6 +37,7 @@ pub struct Services {
     pub cryptobot: Option<cybervpn_payments::cryptobot::CryptoBot>,
     /// The configuration.
     pub config: Arc<Config>,
+    pub(crate) backup_metrics: backup::BackupMetrics,
     squads: Arc<RwLock<Option<Vec<Uuid>>>>,
 }
 
@@ -80,6 +81,9 @@ impl Services {
             }
             None => None,
         };
+        let backup_metrics =
+            backup::BackupMetrics::register(metrics.registry(), &config.backup_dir())
+                .context("backup metrics")?;
         Ok(Self {
             db,
             queue,
@@ -87,6 +91,7 @@ impl Services {
             panel,
             cryptobot,
             config,
+            backup_metrics,
             squads: Arc::default(),
         })
     }
@@ -191,6 +196,7 @@ pub fn register(worker: Worker, services: &Services) -> Worker {
     let worker = periodic!(worker, ExpiryReminders, periodic::expiry_reminders);
     let worker = periodic!(worker, DisableExpired, periodic::disable_expired);
     let worker = periodic!(worker, FullReconcile, periodic::reconcile);
+    let worker = periodic!(worker, DatabaseBackup, backup::backup);
     periodic!(worker, PaymentsSweep, payments::sweep)
 }
 

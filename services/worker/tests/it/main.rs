@@ -2,6 +2,7 @@
 //! fake on loopback, and jobs run by the real worker on the in-process queue.
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
+mod backup;
 mod payments;
 mod periodic;
 mod provisioning;
