@@ -2,6 +2,14 @@
 # Starts the local PostgreSQL and Redis the tests use, if they are not answering.
 set -euo pipefail
 
+# psql, createdb, pg_dump: the backup tests run the restore runbook with them.
+if ! command -v pg_dump >/dev/null || ! command -v psql >/dev/null; then
+  echo "installing postgresql-client"
+  if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-client >/dev/null
+fi
+
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432; }
 redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]; }
 

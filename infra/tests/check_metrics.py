@@ -60,9 +60,10 @@ TARGET_LABELS = {"job", "instance"}
 # Source directory → the registry it defines; services register `telemetry` (Metrics::new) and what their
 # source names below.
 FAMILY_SOURCES = {"telemetry": "crates/telemetry/src", "jobs": "crates/jobs/src",
-                  "scheduler": "services/scheduler/src", "bot": "services/bot/src"}
+                  "scheduler": "services/scheduler/src", "bot": "services/bot/src",
+                  "worker": "services/worker/src"}
 FAMILY_REGISTRATION = {"jobs": "JobMetrics::register", "scheduler": "SchedulerMetrics::register",
-                       "bot": "BotMetrics::register"}
+                       "bot": "BotMetrics::register", "worker": "BackupMetrics::register"}
 SERVICES = {"cybervpn-api": "services/api/src", "cybervpn-worker": "services/worker/src",
             "cybervpn-scheduler": "services/scheduler/src", "cybervpn-bot": "services/bot/src"}
 

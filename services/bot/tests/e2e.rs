@@ -27,6 +27,8 @@ struct World {
     db: cybervpn_db::Db,
     env: Vec<(String, String)>,
     handle: actix_web::dev::ServerHandle,
+    /// The worker's backup directory, which the bot reads.
+    backups: tempfile::TempDir,
     _db: TestDb,
     _redis: TestRedis,
 }
@@ -54,6 +56,7 @@ impl World {
             .await
             .unwrap();
         let grpc = api.grpc_addr().unwrap();
+        let backups = tempfile::tempdir().unwrap();
         let base = format!("http://{}", api.addr());
         let handle = api.handle();
         tokio::spawn(api.run());
@@ -78,6 +81,8 @@ impl World {
             ("TELEGRAM_BOT_TOKEN", BOT_TOKEN.to_owned()),
             ("TELEGRAM_API_BASE", telegram.url()),
             ("CYBERVPN_LOG_LEVEL", "warn".to_owned()),
+            ("CYBERVPN_BACKUP_DIR", backups.path().display().to_string()),
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -90,6 +95,7 @@ impl World {
             db,
             env,
             handle,
+            backups,
             _db: test_db,
             _redis: redis,
         }
@@ -137,6 +143,23 @@ impl World {
             .map(|call| format!("{} {}", call.method, call.params))
             .collect();
         panic!("no message to {chat} containing {needle:?}; sent: {sent:#?}");
+    }
+
+    /// The job queue the api, worker and bot share.
+    async fn queue(&self) -> cybervpn_jobs::Queue {
+        let metrics = cybervpn_telemetry::Metrics::new().unwrap();
+        let redis_url = self.env_var("REDIS_URL");
+        cybervpn_jobs::Queue::redis(
+            &redis_url,
+            &self.env_var("CYBERVPN_REDIS_KEY_PREFIX"),
+            cybervpn_jobs::JobMetrics::register(metrics.registry()).unwrap(),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn env_var(&self, name: &str) -> String {
+        self.env.iter().find(|(k, _)| k == name).unwrap().1.clone()
     }
 
     fn sent(&self, chat: i64) -> usize {
@@ -1250,4 +1273,72 @@ async fn a_photo_broadcast_reaches_trial_customers_with_its_caption() {
     );
     assert!(terminate(&mut bot));
     assert!(terminate(&mut worker));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_backup_reaches_the_admin_chats_as_a_document() {
+    use cybervpn_jobs::catalog::{DatabaseBackup, DeliverBackup};
+    use sha2::{Digest, Sha256};
+
+    let world = World::new().await;
+    let mut worker = world.spawn("cybervpn-worker");
+    let mut bot = world.spawn("cybervpn-bot");
+    let queue = world.queue().await;
+    queue.push(&DatabaseBackup { slot: 1 }).await.unwrap();
+
+    let sent = world.reply(ADMIN_CHATS[0], 0, "Database backup").await;
+    assert_eq!(sent.method, "sendDocument");
+    let files: Vec<_> = std::fs::read_dir(world.backups.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let on_disk = std::fs::read(&files[0]).unwrap();
+    let uploaded = sent.file("document").unwrap();
+    assert_eq!(uploaded.bytes, on_disk, "the admin chat gets the file itself");
+    assert!(uploaded.filename.ends_with(".sql.gz"), "{}", uploaded.filename);
+    let caption = sent.str_param("caption").unwrap();
+    assert!(
+        caption.contains(&hex::encode(Sha256::digest(&on_disk))),
+        "the caption carries the file's sha256: {caption}"
+    );
+    let other = world.reply(ADMIN_CHATS[1], 0, "Database backup").await;
+    assert_eq!(other.file("document").unwrap().bytes, on_disk);
+
+    // A file the bot cannot read (no shared volume) is announced without it, saying where it is.
+    let id = world
+        .db
+        .notifications()
+        .record_once(
+            "backup:unreadable",
+            cybervpn_db::Audience::Staff,
+            "backup",
+            "Database backup cybervpn-unreadable.sql.gz",
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    queue
+        .push(&DeliverBackup {
+            notification_id: id,
+            path: "/nonexistent/cybervpn-unreadable.sql.gz".to_owned(),
+        })
+        .await
+        .unwrap();
+    let note = world.reply(ADMIN_CHATS[0], 1, "File not attached").await;
+    assert_eq!(note.method, "sendMessage");
+    assert!(note.str_param("text").unwrap().contains("/nonexistent/"));
+    for _ in 0..100 {
+        if world.db.notifications().get(id).await.unwrap().unwrap().sent_at.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(world.db.notifications().get(id).await.unwrap().unwrap().sent_at.is_some());
+    assert_eq!(world.sent(ADMIN_CHATS[0]), 2, "each backup announced once");
+
+    assert!(terminate(&mut bot));
+    assert!(terminate(&mut worker));
+    world.handle.stop(true).await;
 }
