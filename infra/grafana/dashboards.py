@@ -194,7 +194,8 @@ def overview() -> Dashboard:
 def business() -> Dashboard:
     d = Dashboard(
         "cybervpn-business", "CyberVPN / Business",
-        "Payments by gateway and status, checkouts, trials, sign-ups and provisioning.",
+        "Payments by gateway and status, revenue, active subscriptions, checkouts, trials, sign-ups and "
+        "provisioning.",
     )
     credited = 'webhooks_received_total{outcome="applied",source!="remnawave"}'
     d.row("Payments")
@@ -228,9 +229,22 @@ def business() -> Dashboard:
                  [(f'sum(increase(http_requests_total{{{API},method="POST",route="/api/v1/auth/register",'
                    f'status=~"2.."}}[1h]))', "registered (api)"),
                   ('sum(increase(bot_commands_total{command="start"}[1h]))', "/start (bot)")], bars=True)
-    d.text("Not in metrics",
-           "Revenue (amounts) and the number of active subscriptions are not exported as Prometheus metrics. "
-           "Staff see revenue in the bot's admin panel and payments at `GET /api/v1/admin/payments`.", h=3)
+    d.row("Revenue and subscriptions (read from the database by every api replica; max() picks one)")
+    d.stat("Customers", "Customers not deleted.", ("max(business_customers)", "customers"), w=8)
+    d.stat("Active subscriptions", "Subscriptions serving now, all tiers.",
+           ("sum(max by (tier) (business_active_subscriptions))", "active"), w=8)
+    d.stat("Trials taken", "Free trials ever taken.", ("max(business_trials)", "trials"), w=8)
+    d.table("Revenue in the selected range", "Completed payments less refunds, in minor units of each currency "
+            "(cents, kopecks; Telegram Stars are whole stars), by gateway.",
+            ("max by (currency, provider) (delta(business_revenue_minor[$__range]))", "{{currency}} {{provider}}"))
+    d.timeseries("Active subscriptions by tier", "Subscriptions serving now; `trial` are those without a plan.",
+                 ("max by (tier) (business_active_subscriptions)", "{{tier}}"), stack=True)
+    d.timeseries("Revenue per day by currency and gateway", "Completed payments less refunds over the past 24 h, "
+                 "in minor units.",
+                 ("max by (currency, provider) (delta(business_revenue_minor[1d]))", "{{currency}} {{provider}}"))
+    d.timeseries("Completed payments per day by gateway", "Completed (not refunded) payments over the past 24 h.",
+                 ("sum by (provider) (max by (currency, provider) (delta(business_payments_completed[1d])))",
+                  "{{provider}}"))
     return d
 
 
@@ -345,10 +359,11 @@ def panel() -> Dashboard:
     d.timeseries("Latency p95 by service", "95th percentile per attempt.",
                  (quantile(0.95, "external_request_duration_seconds", 'service!="remnawave"', "service"),
                   "{{service}}"), unit="s")
-    d.text("Not in metrics",
-           "Per-node state (online, users online, traffic) is copied into the database by the node jobs and served "
-           "at `GET /api/v1/servers` and `/api/v1/monitoring/*`; the services do not export it as metrics. The "
-           "panel's own metrics are scraped as job `remnawave` and can be explored in Grafana.", h=3)
+    d.row("VPN servers (as of the last node sync, read from the database by the api)")
+    d.timeseries("Servers by status", "online, warning, offline, maintenance.",
+                 ("max by (status) (business_servers)", "{{status}}"), stack=True)
+    d.timeseries("Users online per server", "Users connected to each node at the last sync.",
+                 ("max by (server) (business_server_users_online)", "{{server}}"), stack=True)
     return d
 
 

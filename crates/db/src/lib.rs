@@ -18,7 +18,7 @@ pub use repo::{
     audit::{Audit, AuditEntry},
     broadcasts::{Broadcast, Broadcasts, CLAIM_TIMEOUT, NewBroadcast, Recipient, Step},
     customers::{CustomerRecord, CustomerSearch, Customers},
-    dashboard::{Dashboard, Revenue},
+    dashboard::{Dashboard, GatewayRevenue, Revenue},
     gateway_switches::GatewaySwitches,
     notice_templates::NoticeTemplates,
     notifications::{Audience, Notification, Notifications},

@@ -4,6 +4,7 @@
 //! security headers) and the process lifecycle; business rules live in the domain and db crates.
 
 mod auth;
+mod business;
 pub mod cli;
 pub mod error;
 mod grpc;
@@ -244,6 +245,8 @@ pub async fn build(
         panel,
         gateways,
         queue: queue.clone(),
+        business: business::BusinessMetrics::register(metrics.registry())
+            .context("business metrics")?,
         metrics,
         plans: state::CachedBody::new(Duration::from_secs(config.api.plans_cache_ttl_secs)),
         auth: auth::AuthState {

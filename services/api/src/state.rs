@@ -25,6 +25,8 @@ pub(crate) struct AppState {
     pub(crate) queue: Option<cybervpn_jobs::Queue>,
     /// Prometheus metrics.
     pub(crate) metrics: Metrics,
+    /// Business gauges, read from the database when scraped.
+    pub(crate) business: crate::business::BusinessMetrics,
     /// Configuration in effect.
     pub(crate) config: Arc<Config>,
     /// The serialized public plan catalogue.

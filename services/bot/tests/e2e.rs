@@ -1295,8 +1295,15 @@ async fn the_daily_backup_reaches_the_admin_chats_as_a_document() {
     assert_eq!(files.len(), 1, "{files:?}");
     let on_disk = std::fs::read(&files[0]).unwrap();
     let uploaded = sent.file("document").unwrap();
-    assert_eq!(uploaded.bytes, on_disk, "the admin chat gets the file itself");
-    assert!(uploaded.filename.ends_with(".sql.gz"), "{}", uploaded.filename);
+    assert_eq!(
+        uploaded.bytes, on_disk,
+        "the admin chat gets the file itself"
+    );
+    assert!(
+        uploaded.filename.ends_with(".sql.gz"),
+        "{}",
+        uploaded.filename
+    );
     let caption = sent.str_param("caption").unwrap();
     assert!(
         caption.contains(&hex::encode(Sha256::digest(&on_disk))),
@@ -1330,12 +1337,31 @@ async fn the_daily_backup_reaches_the_admin_chats_as_a_document() {
     assert_eq!(note.method, "sendMessage");
     assert!(note.str_param("text").unwrap().contains("/nonexistent/"));
     for _ in 0..100 {
-        if world.db.notifications().get(id).await.unwrap().unwrap().sent_at.is_some() {
+        if world
+            .db
+            .notifications()
+            .get(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .sent_at
+            .is_some()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(world.db.notifications().get(id).await.unwrap().unwrap().sent_at.is_some());
+    assert!(
+        world
+            .db
+            .notifications()
+            .get(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .sent_at
+            .is_some()
+    );
     assert_eq!(world.sent(ADMIN_CHATS[0]), 2, "each backup announced once");
 
     assert!(terminate(&mut bot));

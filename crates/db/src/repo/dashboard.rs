@@ -21,6 +21,19 @@ pub struct Revenue {
     pub amount_minor: i64,
 }
 
+/// Completed payments in one currency through one gateway, ever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRevenue {
+    /// ISO code: `USD`, `RUB`, `XTR`.
+    pub currency: String,
+    /// The gateway: `cryptobot`, `stripe`, `yookassa`, `telegram_stars`.
+    pub provider: String,
+    /// How many payments.
+    pub payments: u64,
+    /// Their sum, in minor units.
+    pub amount_minor: i64,
+}
+
 /// The business at a glance, for staff dashboards.
 #[derive(Debug, Clone, Copy)]
 pub struct Dashboard<'a, C = DatabaseConnection> {
@@ -48,6 +61,57 @@ impl<'a, C: ConnectionTrait> Dashboard<'a, C> {
             .filter(subscription::Column::ExpiresAt.gt(crate::stored_time(now)))
             .count(self.conn)
             .await?)
+    }
+
+    /// Subscriptions serving at `now`, counted per plan (`None`: trials and grants without a plan).
+    pub async fn active_subscriptions_by_plan(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Option<uuid::Uuid>, u64)>, DbError> {
+        let rows: Vec<(Option<uuid::Uuid>, i64)> = subscription::Entity::find()
+            .select_only()
+            .column(subscription::Column::PlanId)
+            .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "active")
+            .filter(subscription::Column::Status.eq(SubscriptionStatus::Active.as_str()))
+            .filter(subscription::Column::ExpiresAt.gt(crate::stored_time(now)))
+            .group_by(subscription::Column::PlanId)
+            .into_tuple()
+            .all(self.conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(plan, active)| (plan, u64::try_from(active).unwrap_or(0)))
+            .collect())
+    }
+
+    /// Completed (not refunded) payments per currency and gateway, ever.
+    pub async fn revenue_by_gateway(&self) -> Result<Vec<GatewayRevenue>, DbError> {
+        let rows: Vec<(String, String, i64, i64)> = payment::Entity::find()
+            .select_only()
+            .column(payment::Column::Currency)
+            .column(payment::Column::Provider)
+            .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "payments")
+            .column_as(
+                Expr::cust("CAST(SUM(amount_minor) AS BIGINT)"),
+                "amount_minor",
+            )
+            .filter(payment::Column::Status.eq(PaymentStatus::Completed.as_str()))
+            .group_by(payment::Column::Currency)
+            .group_by(payment::Column::Provider)
+            .into_tuple()
+            .all(self.conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(currency, provider, payments, amount_minor)| GatewayRevenue {
+                    currency,
+                    provider,
+                    payments: u64::try_from(payments).unwrap_or(0),
+                    amount_minor,
+                },
+            )
+            .collect())
     }
 
     /// Trials ever taken.

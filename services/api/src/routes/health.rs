@@ -73,6 +73,7 @@ pub(crate) async fn ready(state: web::Data<AppState>) -> Result<web::Json<Readin
 )]
 #[get("/metrics")]
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    state.business.refresh(&state.db).await;
     HttpResponse::Ok()
         .content_type(cybervpn_telemetry::METRICS_CONTENT_TYPE)
         .body(state.metrics.render())

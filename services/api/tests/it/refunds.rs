@@ -19,6 +19,7 @@ on_both_backends!(
     staff_refund_telegram_stars_through_the_bot_api,
     other_gateways_refund_in_their_dashboard_then_staff_record_it,
     staff_search_payments_and_read_any_payment,
+    business_metrics_count_customers_subscriptions_revenue_and_servers,
 );
 
 const BOT_TOKEN: &str = "123456:TEST-bot-token";
@@ -407,4 +408,78 @@ async fn staff_search_payments_and_read_any_payment(backend: Backend) {
     )
     .await;
     app.stop().await;
+}
+
+/// The scraped value of the series `series` (name and labels exactly as rendered).
+fn scraped(text: &str, series: &str) -> Option<i64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.parse().unwrap())
+}
+
+async fn business_metrics_count_customers_subscriptions_revenue_and_servers(backend: Backend) {
+    let (app, gateways) = spawn(backend).await;
+    // One customer paid for a plan through Stripe, another has a subscription without a plan (a trial).
+    let (token, _) = customer(&app, "metrics@example.com").await;
+    let (payment, _) = paid_stripe(&app, &gateways, &token).await;
+    let (_, trial) = customer(&app, "trial@example.com").await;
+    app.subscribe(trial, 3).await;
+    let paid = stored(&app, &payment["id"]).await;
+    app.db
+        .servers()
+        .upsert(
+            &cybervpn_db::NodeReport {
+                panel_uuid: "7b0c5a52-7d5e-4c3a-9a59-0d6b0f3c1a01".to_owned(),
+                name: "Frankfurt-1".to_owned(),
+                address: "de1.example.com".to_owned(),
+                port: 443,
+                country_code: "DE".to_owned(),
+                is_connected: true,
+                is_disabled: false,
+                users_online: 17,
+                traffic_used_bytes: 0,
+                status_message: None,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(scraped(&text, "business_customers"), Some(2), "{text}");
+    assert_eq!(
+        scraped(&text, r#"business_active_subscriptions{tier="trial"}"#),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        scraped(&text, r#"business_active_subscriptions{tier="basic"}"#),
+        Some(1),
+        "{text}"
+    );
+    let labels = format!(
+        r#"{{currency="{}",provider="stripe"}}"#,
+        paid.amount.currency().as_str()
+    );
+    assert_eq!(
+        scraped(&text, &format!("business_revenue_minor{labels}")),
+        Some(paid.amount.amount_minor()),
+        "{text}"
+    );
+    assert_eq!(
+        scraped(&text, &format!("business_payments_completed{labels}")),
+        Some(1)
+    );
+    assert_eq!(
+        scraped(&text, r#"business_servers{status="online"}"#),
+        Some(1),
+        "{text}"
+    );
+    assert_eq!(
+        scraped(
+            &text,
+            r#"business_server_users_online{server="Frankfurt-1"}"#
+        ),
+        Some(17)
+    );
 }
