@@ -357,6 +357,8 @@ pub struct ApiConfig {
     pub plans_cache_ttl_secs: u64,
     /// Seconds allowed for in-flight requests to finish on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Seconds between the pings the api sends on staff WebSockets; a client silent for three is dropped.
+    pub ws_heartbeat_secs: u64,
 }
 
 impl Default for ApiConfig {
@@ -370,6 +372,7 @@ impl Default for ApiConfig {
             trust_forwarded_headers: false,
             plans_cache_ttl_secs: 5,
             shutdown_timeout_secs: 10,
+            ws_heartbeat_secs: 15,
         }
     }
 }
@@ -914,6 +917,9 @@ impl Config {
                 "worker.shutdown_timeout_secs",
                 "must be below worker.job_lease_secs (a draining worker sends no heartbeats)",
             );
+        }
+        if self.api.ws_heartbeat_secs == 0 {
+            return invalid("api.ws_heartbeat_secs", "must be at least 1");
         }
         if self.backup.hour_utc > 23 {
             return invalid("backup.hour_utc", "must be an hour of the day, 0 to 23");

@@ -28,6 +28,7 @@ pub enum KvError {
 pub struct Kv {
     pool: Pool,
     prefix: String,
+    client: redis::Client,
 }
 
 impl Kv {
@@ -47,6 +48,7 @@ impl Kv {
         Ok(Self {
             pool,
             prefix: prefix.to_owned(),
+            client: events::client(url)?,
         })
     }
 
@@ -76,6 +78,9 @@ impl Kv {
     }
 }
 
+mod events;
 mod store;
+
+pub use events::{BUFFER as EVENT_BUFFER, Events};
 
 pub use store::{RateDecision, Store};

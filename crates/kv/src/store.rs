@@ -114,6 +114,47 @@ impl Store {
         }
     }
 
+    /// Deletes `key` if it is set; true for the one caller that deleted it (single-use tickets).
+    pub async fn take(&self, key: &str) -> Result<bool, KvError> {
+        match self {
+            Self::Redis(kv) => {
+                let mut conn = kv.connection().await?;
+                let deleted: u64 = redis::cmd("DEL")
+                    .arg(kv.key(key))
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(deleted == 1)
+            }
+            Self::Memory(memory) => {
+                let now = Instant::now();
+                Ok(memory
+                    .lock()
+                    .remove(key)
+                    .is_some_and(|entry| entry.expires_at > now))
+            }
+        }
+    }
+
+    /// Publishes `payload` to every [`crate::Events`] hub listening on `channel`, in every process sharing this
+    /// store; nobody listening is not an error.
+    pub async fn publish(&self, channel: &str, payload: &str) -> Result<(), KvError> {
+        match self {
+            Self::Redis(kv) => {
+                let mut conn = kv.connection().await?;
+                redis::cmd("PUBLISH")
+                    .arg(kv.key(channel))
+                    .arg(payload)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+                Ok(())
+            }
+            Self::Memory(memory) => {
+                let _ = memory.channel(channel).send(Arc::from(payload));
+                Ok(())
+            }
+        }
+    }
+
     /// Stores the integer `value` at `key` for `ttl`.
     pub async fn set_number(&self, key: &str, value: i64, ttl: Duration) -> Result<(), KvError> {
         match self {
@@ -330,10 +371,11 @@ impl Store {
     }
 }
 
-/// In-process map of expiring values.
+/// In-process map of expiring values, and the in-process publish/subscribe channels.
 #[derive(Default)]
 pub struct MemoryStore {
     entries: Mutex<HashMap<String, Entry>>,
+    channels: Mutex<HashMap<String, tokio::sync::broadcast::Sender<Arc<str>>>>,
 }
 
 struct Entry {
@@ -349,6 +391,16 @@ const SWEEP_THRESHOLD: usize = 10_000;
 const MAX_KEYS: usize = 200_000;
 
 impl MemoryStore {
+    /// The local channel named `name`, created on first use.
+    pub(crate) fn channel(&self, name: &str) -> tokio::sync::broadcast::Sender<Arc<str>> {
+        self.channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(name.to_owned())
+            .or_insert_with(|| tokio::sync::broadcast::channel(crate::events::BUFFER).0)
+            .clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         // A panic while holding the lock leaves plain data behind; keep serving it.
         self.entries
@@ -710,5 +762,78 @@ mod tests {
             );
             cleanup(&store).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_ticket_is_taken_once() {
+        for (store, name) in stores().await {
+            assert!(!store.take("ticket").await.unwrap(), "{name}: never set");
+            store
+                .set_expiring("ticket", Duration::from_secs(30))
+                .await
+                .unwrap();
+            let (a, b) = tokio::join!(store.take("ticket"), store.take("ticket"));
+            assert!(a.unwrap() ^ b.unwrap(), "{name}: exactly one taker");
+            store
+                .set_expiring("late", Duration::from_millis(50))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            assert!(!store.take("late").await.unwrap(), "{name}: expired");
+            cleanup(&store).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_reach_every_listening_process() {
+        for (store, name) in stores().await {
+            // Two hubs on the same store stand for two processes (two api replicas on one Redis).
+            let (one, two) = (
+                crate::Events::listen(&store, "events"),
+                crate::Events::listen(&store, "events"),
+            );
+            let (mut a, mut b) = (one.subscribe(), two.subscribe());
+            let other = crate::Events::listen(&store, "elsewhere");
+            let mut c = other.subscribe();
+            // A Redis subscription takes a moment: publish until the first message arrives.
+            let first = async {
+                loop {
+                    store.publish("events", "hello").await.unwrap();
+                    if let Ok(Ok(message)) =
+                        tokio::time::timeout(Duration::from_millis(100), a.recv()).await
+                    {
+                        break message;
+                    }
+                }
+            };
+            assert_eq!(&*first.await, "hello", "{name}");
+            store.publish("events", "node down").await.unwrap();
+            let mut seen = Vec::new();
+            while let Ok(Ok(message)) =
+                tokio::time::timeout(Duration::from_millis(500), b.recv()).await
+            {
+                seen.push(message.to_string());
+                if seen.last().is_some_and(|m| m == "node down") {
+                    break;
+                }
+            }
+            assert_eq!(seen.last().map(String::as_str), Some("node down"), "{name}");
+            assert!(c.try_recv().is_err(), "{name}: other channels hear nothing");
+            cleanup(&store).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_falls_behind_lags_instead_of_growing() {
+        let store = Store::memory();
+        let events = crate::Events::listen(&store, "events");
+        let mut slow = events.subscribe();
+        for n in 0..(crate::EVENT_BUFFER + 10) {
+            store.publish("events", &n.to_string()).await.unwrap();
+        }
+        assert!(matches!(
+            slow.recv().await,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(10))
+        ));
     }
 }

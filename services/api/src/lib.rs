@@ -247,6 +247,8 @@ pub async fn build(
         queue: queue.clone(),
         business: business::BusinessMetrics::register(metrics.registry())
             .context("business metrics")?,
+        events: cybervpn_kv::Events::listen(&store, cybervpn_domain::live::LIVE_CHANNEL),
+        ws: routes::ws::WsMetrics::register(metrics.registry()).context("websocket metrics")?,
         metrics,
         plans: state::CachedBody::new(Duration::from_secs(config.api.plans_cache_ttl_secs)),
         auth: auth::AuthState {

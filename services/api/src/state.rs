@@ -25,6 +25,10 @@ pub(crate) struct AppState {
     pub(crate) queue: Option<cybervpn_jobs::Queue>,
     /// Prometheus metrics.
     pub(crate) metrics: Metrics,
+    /// Live events for the staff WebSockets (this process's subscription to the store's live channel).
+    pub(crate) events: cybervpn_kv::Events,
+    /// Staff WebSocket metrics.
+    pub(crate) ws: crate::routes::ws::WsMetrics,
     /// Business gauges, read from the database when scraped.
     pub(crate) business: crate::business::BusinessMetrics,
     /// Configuration in effect.
@@ -35,6 +39,19 @@ pub(crate) struct AppState {
     pub(crate) auth: crate::auth::AuthState,
     /// Serialized customer profiles for `GET /auth/me`, which mobile apps poll.
     pub(crate) profiles: TtlCache<cybervpn_domain::CustomerId, Bytes>,
+}
+
+impl AppState {
+    /// Tells the staff live views (every api replica's WebSockets) that something happened; best effort.
+    pub(crate) async fn publish_live(
+        &self,
+        topic: cybervpn_domain::LiveTopic,
+        kind: &str,
+        data: serde_json::Value,
+    ) {
+        let event = cybervpn_domain::LiveEvent::new(topic, kind, chrono::Utc::now(), data);
+        cybervpn_worker::live::publish(&self.auth.store, &event).await;
+    }
 }
 
 /// A small map whose entries expire after a fixed time; bounded, it starts over when full.

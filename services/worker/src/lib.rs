@@ -6,6 +6,7 @@
 mod actions;
 mod backup;
 mod geo;
+pub mod live;
 mod notify;
 mod payments;
 mod periodic;

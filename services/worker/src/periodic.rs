@@ -8,15 +8,19 @@ use std::{
 
 use chrono::{DateTime, TimeDelta, Utc};
 use cybervpn_db::{Audience, DatabaseTransaction, NodeReport, Subscriptions, TransactionTrait};
-use cybervpn_domain::{Language, NoticeKind, SubscriptionId, SubscriptionStatus, TrafficBytes};
+use cybervpn_domain::{
+    Language, LiveEvent, LiveTopic, NoticeKind, ServerStatus, SubscriptionId, SubscriptionStatus,
+    TrafficBytes,
+};
 use cybervpn_jobs::{
     JobError, JobResultExt,
     catalog::{MonthlyTrafficReset, ProvisionSubscription},
 };
+use cybervpn_kv::Store;
 use cybervpn_remnawave::{Node, StreamQuery, User};
 
 use crate::{
-    Services, geo, notify,
+    Services, geo, live, notify,
     provision::{PANEL_TAG, drifted, expire_if_due, panel_username, serves},
 };
 
@@ -33,17 +37,39 @@ pub(crate) async fn sync_nodes(services: &Services) -> Result<usize, JobError> {
     let now = Utc::now();
     for node in &nodes {
         let seen = format!("sync:{}", now.timestamp() / 60);
-        record_node(&services.db, node, &seen, now)
+        record_node(&services.db, &services.store, node, &seen, now)
             .await
             .or_retry("store server")?;
     }
+    let reports: Vec<NodeReport> = nodes.iter().map(node_report).collect();
+    let online: i64 = reports.iter().map(|r| i64::from(r.users_online)).sum();
+    let servers: Vec<_> = reports
+        .iter()
+        .map(|report| {
+            serde_json::json!({
+                "panel_uuid": report.panel_uuid,
+                "name": report.name,
+                "country_code": report.country_code,
+                "status": report.status().as_str(),
+                "users_online": report.users_online,
+            })
+        })
+        .collect();
+    let snapshot = serde_json::json!({ "servers": servers, "users_online": online });
+    live::publish(
+        &services.store,
+        &LiveEvent::new(LiveTopic::Monitoring, "nodes", now, snapshot),
+    )
+    .await;
     Ok(nodes.len())
 }
 
-/// Stores a node's state and, when its status changed, records one staff notification; `seen` names the
-/// observation (a sync minute, a webhook timestamp) so a repeated observation notifies once.
+/// Stores a node's state and, when its status changed, records one staff notification and tells the live
+/// views; `seen` names the observation (a sync minute, a webhook timestamp) so a repeated observation notifies
+/// once.
 pub async fn record_node(
     db: &cybervpn_db::Db,
+    store: &Store,
     node: &Node,
     seen: &str,
     now: chrono::DateTime<Utc>,
@@ -52,6 +78,25 @@ pub async fn record_node(
     if let Some(before) = change.before
         && before != change.after
     {
+        let data = serde_json::json!({
+            "panel_uuid": node.uuid.to_string(),
+            "name": node.name,
+            "country_code": node.country_code,
+            "from": before.as_str(),
+            "to": change.after.as_str(),
+        });
+        live::publish(
+            store,
+            &LiveEvent::new(LiveTopic::Monitoring, "node_status", now, data.clone()),
+        )
+        .await;
+        if [before, change.after].contains(&ServerStatus::Offline) {
+            live::publish(
+                store,
+                &LiveEvent::new(LiveTopic::Incidents, "node_status", now, data),
+            )
+            .await;
+        }
         let body = format!(
             "Server {} ({}): {} → {}",
             node.name,

@@ -243,6 +243,15 @@ impl BotService for Bot {
             }
             Err(err) => return Err(status(err)),
         };
+        if created {
+            self.state
+                .publish_live(
+                    cybervpn_domain::LiveTopic::Customers,
+                    "customer_registered",
+                    serde_json::json!({ "customer_id": customer.id.as_uuid(), "via": "bot" }),
+                )
+                .await;
+        }
         let mut referral_refused = String::new();
         let code = request.referral_code.trim();
         if created && !code.is_empty() {
@@ -486,6 +495,19 @@ impl BotService for Bot {
             stars::successful_payment(&self.state.db, &paid, Utc::now().trunc_subsecs(6))
                 .await
                 .map_err(status)?;
+        if matches!(completion, Completion::Credited(_)) {
+            self.state
+                .publish_live(
+                    cybervpn_domain::LiveTopic::Payments,
+                    "payment_completed",
+                    serde_json::json!({
+                        "provider": "telegram_stars",
+                        "amount_minor": request.total_amount,
+                        "currency": paid.currency,
+                    }),
+                )
+                .await;
+        }
         let outcome = match &completion {
             Completion::Credited(_) => pb::PaymentOutcome::Credited,
             Completion::AlreadyCompleted => pb::PaymentOutcome::AlreadyCredited,

@@ -199,6 +199,13 @@ pub(crate) async fn register(
         referral::link(&state, &txn, &customer, code, now).await?;
     }
     audit::commit(txn).await?;
+    state
+        .publish_live(
+            cybervpn_domain::LiveTopic::Customers,
+            "customer_registered",
+            serde_json::json!({ "customer_id": customer.id.as_uuid(), "via": "api" }),
+        )
+        .await;
     Ok(HttpResponse::Created().json(CustomerView::from(customer)))
 }
 

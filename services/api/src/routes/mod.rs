@@ -23,6 +23,7 @@ pub(crate) mod trial;
 pub(crate) mod two_factor;
 pub(crate) mod users;
 pub(crate) mod webhooks;
+pub(crate) mod ws;
 
 /// Registers every documented route.
 pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
@@ -80,6 +81,9 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(operations::revoke_subscription)
                 .service(operations::list_dead_jobs)
                 .service(operations::redrive_dead_job)
+                .service(ws::ws_ticket)
+                .service(ws::ws_monitoring)
+                .service(ws::ws_notifications)
                 .service(payments::list_providers)
                 .service(payments::create_payment)
                 .service(payments::get_payment)

@@ -541,6 +541,20 @@ async fn apply(
     let completion =
         cybervpn_commerce::complete_payment(&state.db, &notice, Utc::now().trunc_subsecs(6))
             .await?;
+    if matches!(completion, Completion::Credited(_)) {
+        state
+            .publish_live(
+                cybervpn_domain::LiveTopic::Payments,
+                "payment_completed",
+                serde_json::json!({
+                    "payment_id": notice.payment_id.as_uuid(),
+                    "provider": source,
+                    "amount_minor": notice.paid.amount_minor(),
+                    "currency": notice.paid.currency().as_str(),
+                }),
+            )
+            .await;
+    }
     let outcome = match &completion {
         Completion::Credited(_) => "applied",
         Completion::AlreadyCompleted => "duplicate",

@@ -204,6 +204,6 @@ async fn node_event(state: &AppState, kind: &str, event: &Event) -> Result<bool,
         return Ok(false);
     }
     let seen = format!("webhook:{}", event.timestamp.as_deref().unwrap_or_default());
-    cybervpn_worker::record_node(&state.db, &node, &seen, Utc::now()).await?;
+    cybervpn_worker::record_node(&state.db, &state.auth.store, &node, &seen, Utc::now()).await?;
     Ok(true)
 }

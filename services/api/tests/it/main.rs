@@ -24,3 +24,4 @@ mod subscriptions;
 mod trial;
 mod webhook_property;
 mod webhooks;
+mod ws;
