@@ -185,6 +185,12 @@ def overview() -> Dashboard:
     d.timeseries("Latency percentiles", "p50, p95 and p99 of the selected routes together.",
                  [(quantile(q, "http_request_duration_seconds", sel, "job"), f"p{int(q * 100)}")
                   for q in (0.5, 0.95, 0.99)], unit="s")
+    d.row("Staff WebSockets")
+    d.timeseries("Open staff WebSockets", "Live-view connections per api replica.",
+                 (f"sum by (instance) (ws_connections{{{API}}})", "{{instance}}"), stack=True)
+    d.timeseries("WebSockets closed by reason", "Closes per hour: client, silent (no pong), too_slow, flood, "
+                 "protocol.",
+                 (f"sum by (reason) (increase(ws_closed_total{{{API}}}[1h]))", "{{reason}}"), bars=True)
     d.row("Alerts")
     d.table("Firing alerts", "Alerts Prometheus currently fires (rules in infra/prometheus/rules).",
             ('sum by (alertname, severity) (ALERTS{alertstate="firing"})', ""), w=24, h=6)
