@@ -43,7 +43,9 @@ pub struct Quote {
 /// The currency used when the customer names none.
 pub const fn default_currency(provider: PaymentProvider) -> Currency {
     match provider {
-        PaymentProvider::CryptoBot | PaymentProvider::Stripe => Currency::Usd,
+        PaymentProvider::CryptoBot | PaymentProvider::Stripe | PaymentProvider::RevenueCat => {
+            Currency::Usd
+        }
         PaymentProvider::YooKassa => Currency::Rub,
         PaymentProvider::TelegramStars => Currency::Xtr,
     }
@@ -54,6 +56,12 @@ pub fn currency_for(
     provider: PaymentProvider,
     requested: Option<Currency>,
 ) -> Result<Currency, DomainError> {
+    if !provider.takes_checkout() {
+        return Err(DomainError::invalid(
+            "provider",
+            format!("{} purchases are made in the mobile app", provider.as_str()),
+        ));
+    }
     let currency = requested.unwrap_or(default_currency(provider));
     // Stars are paid only in XTR, and XTR only through Stars.
     if (provider == PaymentProvider::TelegramStars) != (currency == Currency::Xtr) {

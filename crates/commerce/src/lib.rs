@@ -3,7 +3,8 @@
 //! [`complete_payment`] is the only way a payment is credited, whatever the gateway: it credits a pending
 //! payment exactly once, checks the amount against the price frozen on it, adds the days, and writes the
 //! panel provisioning and the customer notification to the outbox in the same transaction. [`checkout`] opens
-//! payments at a frozen price (with promo codes); [`refund`] takes the days of a refunded payment back.
+//! payments at a frozen price (with promo codes); [`refund`] takes the days of a refunded payment back;
+//! [`store`] records and credits app-store purchases reported by RevenueCat.
 
 use chrono::{DateTime, Utc};
 use cybervpn_db::{Customers, Db, DbError, Payments, Plans, Subscriptions, TransactionTrait};
@@ -16,9 +17,11 @@ use cybervpn_jobs::{catalog::ProvisionSubscription, outbox};
 pub mod checkout;
 pub mod refund;
 pub mod stars;
+pub mod store;
 
 pub use checkout::{Order, Quote, expire_unpaid, fail_payment, open_payment};
 pub use refund::{RefundSource, Refunded, refund_payment};
+pub use store::{StorePurchase, credit_store_purchase};
 
 /// What a gateway reports: this payment was paid, this much.
 #[derive(Debug, Clone, PartialEq, Eq)]

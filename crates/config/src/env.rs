@@ -33,6 +33,7 @@ pub(crate) const STRING_KEYS: &[&str] = &[
     "payments.yookassa_secret_key",
     "payments.yookassa_api_url",
     "payments.return_url",
+    "payments.revenuecat_webhook_secret",
     "grpc.listen",
     "grpc.url",
     "grpc.bot_token",
@@ -69,7 +70,8 @@ const SECTIONS: &[&str] = &[
 /// `DATABASE_URL` → `database.url`, `REDIS_URL` → `redis.url`, `CYBERVPN_DATA_DIR` → `data_dir`,
 /// `REMNAWAVE_URL`/`_TOKEN`/`_WEBHOOK_SECRET`/`_SQUADS` → `remnawave.*`,
 /// `CRYPTOBOT_TOKEN`/`_API_URL`, `STRIPE_SECRET_KEY`/`_WEBHOOK_SECRET`/`_API_URL`,
-/// `YOOKASSA_SHOP_ID`/`_SECRET_KEY`/`_API_URL`/`_TRUSTED_NETWORKS` → `payments.*`,
+/// `YOOKASSA_SHOP_ID`/`_SECRET_KEY`/`_API_URL`/`_TRUSTED_NETWORKS`, `REVENUECAT_WEBHOOK_SECRET`/`_PRODUCTS`
+/// → `payments.*`,
 /// `TELEGRAM_BOT_TOKEN`/`_API_BASE` → `telegram.*`, `TELEGRAM_WEBHOOK_URL`/`_SECRET` → `bot.webhook_*`,
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`/`OTEL_SERVICE_NAME` → `telemetry.*`, `CYBERVPN_API_LISTEN` → `api.listen`.
 /// A `CYBERVPN_<SECTION>_<KEY>` variable wins over a shorter alias of the same key. Other variables are ignored, except `CYBERVPN_<SECTION>_…` of a known
@@ -115,6 +117,10 @@ fn key_for(name: &str) -> Option<String> {
         "STRIPE_SECRET_KEY" => return Some("payments.stripe_secret_key".to_owned()),
         "STRIPE_WEBHOOK_SECRET" => return Some("payments.stripe_webhook_secret".to_owned()),
         "STRIPE_API_URL" => return Some("payments.stripe_api_url".to_owned()),
+        "REVENUECAT_WEBHOOK_SECRET" => {
+            return Some("payments.revenuecat_webhook_secret".to_owned());
+        }
+        "REVENUECAT_PRODUCTS" => return Some("payments.revenuecat_products".to_owned()),
         "TELEGRAM_BOT_TOKEN" => return Some("telegram.bot_token".to_owned()),
         "TELEGRAM_API_BASE" => return Some("telegram.api_url".to_owned()),
         "TELEGRAM_WEBHOOK_URL" => return Some("bot.webhook_url".to_owned()),
@@ -130,6 +136,20 @@ fn key_for(name: &str) -> Option<String> {
             .filter(|key| !key.is_empty())
             .map(|key| format!("{section}.{key}"))
     })
+}
+
+/// `product=plan,product=plan` as a table; an entry without `=` keeps an empty plan code, which validation
+/// then refuses by name.
+fn product_map(raw: &str) -> Value {
+    let mut map = Dict::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (product, plan) = entry.split_once('=').unwrap_or((entry, ""));
+        map.insert(
+            product.trim().to_owned(),
+            Value::from(plan.trim().to_owned()),
+        );
+    }
+    Value::from(map)
 }
 
 impl Provider for EnvVars {
@@ -165,6 +185,9 @@ impl Provider for EnvVars {
                         .map(str::to_owned)
                         .collect::<Vec<_>>(),
                 )
+            } else if key == "payments.revenuecat_products" && !raw.trim_start().starts_with('{') {
+                // `REVENUECAT_PRODUCTS=com.example.month=basic_30,com.example.year=basic_365`; empty is none.
+                product_map(raw)
             } else {
                 raw.parse().unwrap_or_else(|never| match never {})
             };

@@ -191,6 +191,12 @@ pub struct PaymentsConfig {
     pub return_url: String,
     /// Seconds an unpaid invoice stays payable.
     pub invoice_ttl_secs: u64,
+    /// The exact `Authorization` header value set on RevenueCat's webhook. Unset disables the webhook.
+    pub revenuecat_webhook_secret: Option<Secret<String>>,
+    /// Whether RevenueCat's sandbox (test store) purchases are credited; production ones always are.
+    pub revenuecat_accept_sandbox: bool,
+    /// App-store product ids mapped to the codes of the plans they buy (`"com.example.vpn.month" = "basic_30"`).
+    pub revenuecat_products: BTreeMap<String, String>,
 }
 
 impl Default for PaymentsConfig {
@@ -207,6 +213,9 @@ impl Default for PaymentsConfig {
             yookassa_trusted_networks: YOOKASSA_NETWORKS.iter().map(|n| (*n).to_owned()).collect(),
             return_url: "https://t.me".to_owned(),
             invoice_ttl_secs: 3600,
+            revenuecat_webhook_secret: None,
+            revenuecat_accept_sandbox: false,
+            revenuecat_products: BTreeMap::new(),
         }
     }
 }
@@ -268,6 +277,21 @@ impl PaymentsConfig {
             return invalid(
                 "payments.invoice_ttl_secs",
                 "must be between 60 and 2678400 (31 days)",
+            );
+        }
+        if let Some(secret) = &self.revenuecat_webhook_secret
+            && secret.expose().trim().is_empty()
+        {
+            return invalid("payments.revenuecat_webhook_secret", "must not be empty");
+        }
+        if self
+            .revenuecat_products
+            .iter()
+            .any(|(product, plan)| product.trim().is_empty() || plan.trim().is_empty())
+        {
+            return invalid(
+                "payments.revenuecat_products",
+                "product ids and plan codes must not be empty",
             );
         }
         Ok(())
@@ -650,6 +674,8 @@ pub struct TelegramConfig {
     pub api_url: String,
     /// Chats that receive admin notifications (node incidents, payments).
     pub admin_chat_ids: Vec<i64>,
+    /// Seconds Mini App and Login Widget sign-in data stays valid after Telegram signed it (`auth_date`).
+    pub auth_max_age_secs: u64,
 }
 
 impl Default for TelegramConfig {
@@ -658,6 +684,7 @@ impl Default for TelegramConfig {
             bot_token: None,
             api_url: "https://api.telegram.org".to_owned(),
             admin_chat_ids: Vec::new(),
+            auth_max_age_secs: 86_400,
         }
     }
 }
@@ -861,6 +888,12 @@ impl Config {
         self.remnawave.validate()?;
         self.scheduler.validate()?;
         self.payments.validate()?;
+        if !(60..=2_678_400).contains(&self.telegram.auth_max_age_secs) {
+            return invalid(
+                "telegram.auth_max_age_secs",
+                "must be between 60 and 2678400 (31 days)",
+            );
+        }
         if let Some(token) = &self.grpc.bot_token
             && token.expose().chars().count() < 32
         {

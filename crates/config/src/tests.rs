@@ -204,6 +204,9 @@ fn example_config_documents_every_key_and_loads() {
     full.remnawave
         .extra_headers
         .insert("X-Api-Key".to_owned(), Secret::new(String::new()));
+    full.payments
+        .revenuecat_products
+        .insert("com.example.vpn.month".to_owned(), String::new());
     let actual: toml::Value = toml::Value::try_from(&full).expect("config serializes");
     let mut actual_keys = BTreeSet::new();
     keys(&actual, "", &mut actual_keys);
@@ -228,6 +231,7 @@ fn full_config() -> Config {
     full.payments.stripe_webhook_secret = secret();
     full.payments.yookassa_shop_id = Some(String::new());
     full.payments.yookassa_secret_key = secret();
+    full.payments.revenuecat_webhook_secret = secret();
     full.grpc.bot_token = secret();
     full.bot.webhook_url = Some(String::new());
     full.bot.webhook_secret = secret();
@@ -620,6 +624,79 @@ fn backup_settings_are_read_and_checked() {
         assert!(
             matches!(&refused, Err(ConfigError::Invalid { key: k, .. }) if *k == key),
             "{var}={value:?}: {refused:?}"
+        );
+    }
+}
+
+#[test]
+fn revenuecat_settings_come_from_the_environment() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("REVENUECAT_WEBHOOK_SECRET", "Bearer rc-secret"),
+            (
+                "REVENUECAT_PRODUCTS",
+                "com.example.vpn.month=basic_30, com.example.vpn.year = premium_365",
+            ),
+            ("CYBERVPN_PAYMENTS_REVENUECAT_ACCEPT_SANDBOX", "true"),
+            ("CYBERVPN_TELEGRAM_AUTH_MAX_AGE_SECS", "3600"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(
+        config
+            .payments
+            .revenuecat_webhook_secret
+            .as_ref()
+            .map(|s| s.expose().as_str()),
+        Some("Bearer rc-secret")
+    );
+    assert_eq!(
+        config.payments.revenuecat_products,
+        BTreeMap::from([
+            ("com.example.vpn.month".to_owned(), "basic_30".to_owned()),
+            ("com.example.vpn.year".to_owned(), "premium_365".to_owned()),
+        ])
+    );
+    assert!(config.payments.revenuecat_accept_sandbox);
+    assert_eq!(config.telegram.auth_max_age_secs, 3600);
+
+    let table = Config::load(
+        None,
+        env(&[(
+            "CYBERVPN_PAYMENTS_REVENUECAT_PRODUCTS",
+            r#"{ "com.example.vpn.month" = "basic_30" }"#,
+        )]),
+    )
+    .expect("valid");
+    assert_eq!(
+        table.payments.revenuecat_products["com.example.vpn.month"],
+        "basic_30"
+    );
+    let empty = Config::load(None, env(&[("REVENUECAT_PRODUCTS", "")])).expect("valid");
+    assert!(empty.payments.revenuecat_products.is_empty());
+}
+
+#[test]
+fn revenuecat_and_telegram_sign_in_rules_are_enforced() {
+    for (vars, key) in [
+        (
+            vec![("REVENUECAT_PRODUCTS", "com.example.vpn.month")],
+            "payments.revenuecat_products",
+        ),
+        (
+            vec![("REVENUECAT_WEBHOOK_SECRET", "  ")],
+            "payments.revenuecat_webhook_secret",
+        ),
+        (
+            vec![("CYBERVPN_TELEGRAM_AUTH_MAX_AGE_SECS", "0")],
+            "telegram.auth_max_age_secs",
+        ),
+    ] {
+        let loaded = Config::load(None, env(&vars));
+        assert!(
+            matches!(&loaded, Err(ConfigError::Invalid { key: k, .. }) if *k == key),
+            "{loaded:?}"
         );
     }
 }

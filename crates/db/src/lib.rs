@@ -32,6 +32,7 @@ pub use repo::{
     snapshots::Snapshots,
     staff::Staff,
     staff_links::StaffLinks,
+    store_events::{StoreEvent, StoreEvents},
     subscriptions::Subscriptions,
     trials::{Trial, Trials},
     two_factor::{Enrollment, TwoFactor},
@@ -201,6 +202,11 @@ impl Db {
     /// Referrals between customers.
     pub const fn referrals(&self) -> Referrals<'_> {
         Referrals::on(&self.conn)
+    }
+
+    /// RevenueCat webhook events already handled.
+    pub const fn store_events(&self) -> StoreEvents<'_> {
+        StoreEvents::on(&self.conn)
     }
 
     /// Snapshots of periodically collected data.

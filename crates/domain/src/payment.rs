@@ -63,6 +63,15 @@ string_enum! {
         Stripe => "stripe",
         /// Telegram Stars.
         TelegramStars => "telegram_stars",
+        /// App Store and Google Play purchases in the mobile app, reported by RevenueCat.
+        RevenueCat => "revenuecat",
+    }
+}
+
+impl PaymentProvider {
+    /// Whether customers open payments through us here; app-store purchases are only reported afterwards.
+    pub const fn takes_checkout(self) -> bool {
+        !matches!(self, Self::RevenueCat)
     }
 }
 
@@ -200,7 +209,16 @@ mod tests {
     #[test]
     fn provider_names_are_explicit() {
         let names: Vec<&str> = PaymentProvider::ALL.iter().map(|p| p.as_str()).collect();
-        assert_eq!(names, ["cryptobot", "yookassa", "stripe", "telegram_stars"]);
+        assert_eq!(
+            names,
+            [
+                "cryptobot",
+                "yookassa",
+                "stripe",
+                "telegram_stars",
+                "revenuecat"
+            ]
+        );
         for provider in PaymentProvider::ALL {
             let json = serde_json::to_string(provider).unwrap();
             assert_eq!(json, format!("\"{}\"", provider.as_str()));

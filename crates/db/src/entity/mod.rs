@@ -20,6 +20,7 @@ pub mod promo_code;
 pub mod promo_redemption;
 pub mod referral;
 pub mod refresh_token;
+pub mod revenuecat_event;
 pub mod server;
 pub mod snapshot;
 pub mod staff_account;

@@ -17,6 +17,7 @@ pub(crate) mod sessions;
 pub(crate) mod snapshots;
 pub(crate) mod staff;
 pub(crate) mod staff_links;
+pub(crate) mod store_events;
 pub(crate) mod subscriptions;
 pub(crate) mod trials;
 pub(crate) mod two_factor;

@@ -50,6 +50,18 @@ impl<'a, C: ConnectionTrait> Plans<'a, C> {
             .ok_or(DbError::Domain(DomainError::NotFound { entity: "plan" }))
     }
 
+    /// The plan with this code, on sale or not.
+    pub async fn find_by_code(&self, code: &str) -> Result<Option<Plan>, DbError> {
+        let Some(found) = plan::Entity::find()
+            .filter(plan::Column::Code.eq(code))
+            .one(self.conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self.with_prices(vec![found]).await?.pop())
+    }
+
     /// Every plan, on sale or retired, in display order.
     pub async fn list_all(&self) -> Result<Vec<Plan>, DbError> {
         let plans = plan::Entity::find()

@@ -116,7 +116,12 @@ impl Admin {
         self.staff(request.telegram_user_id, Some(Permission::ManagePayments))
             .await?;
         let mut gateways = Vec::new();
-        for provider in cybervpn_domain::PaymentProvider::ALL.iter().copied() {
+        // Only checkout gateways can be switched: app-store purchases are already paid when reported.
+        for provider in cybervpn_domain::PaymentProvider::ALL
+            .iter()
+            .copied()
+            .filter(|provider| provider.takes_checkout())
+        {
             gateways.push(self.gateway(provider).await?);
         }
         Ok(pb::ListGatewaysResponse { gateways })
@@ -130,6 +135,12 @@ impl Admin {
             .staff(request.telegram_user_id, Some(Permission::ManagePayments))
             .await?;
         let provider = parse_provider(&request.provider)?;
+        if !provider.takes_checkout() {
+            return Err(Status::invalid_argument(format!(
+                "{} purchases are made in the mobile app and cannot be switched off",
+                provider.as_str()
+            )));
+        }
         let before = self.gateway(provider).await?;
         if before.enabled != request.enabled {
             let now = Utc::now().trunc_subsecs(6);

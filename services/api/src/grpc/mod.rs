@@ -11,8 +11,8 @@ use chrono::{SubsecRound, Utc};
 use cybervpn_commerce::{Completion, checkout, stars};
 use cybervpn_db::{Audience, Customers, DbError, TransactionTrait};
 use cybervpn_domain::{
-    Customer, CustomerId, DomainError, ErrorCode, Language, NewCustomer, PaymentProvider,
-    PromoBenefit, Subscription, TelegramId, Username,
+    Customer, CustomerId, ErrorCode, Language, PaymentProvider, PromoBenefit, Subscription,
+    TelegramId,
 };
 use cybervpn_rpc::{
     ServiceAuth,
@@ -30,7 +30,7 @@ pub(crate) use admin::{LINK_CODE_TTL, link_code_hash};
 
 use crate::{
     error::ApiError,
-    routes::{customer_subscriptions, payments, referral, trial},
+    routes::{customer_subscriptions, payments, referral, telegram_auth, trial},
     state::AppState,
 };
 
@@ -201,13 +201,6 @@ pub(crate) fn parse_uuid(field: &'static str, text: &str) -> Result<uuid::Uuid, 
         .map_err(|_| Status::invalid_argument(format!("{field} must be a UUID")))
 }
 
-/// The username of a new Telegram customer: their Telegram username when it is a valid one, else `tg_<id>`.
-fn username_for(user: &pb::TelegramUser) -> Result<Username, Status> {
-    Username::parse(&user.username)
-        .or_else(|_| Username::parse(&format!("tg_{}", user.id)))
-        .map_err(status)
-}
-
 #[tonic::async_trait]
 impl BotService for Bot {
     async fn register_customer(
@@ -218,40 +211,16 @@ impl BotService for Bot {
         let user = request
             .user
             .ok_or_else(|| Status::invalid_argument("user is required"))?;
-        let telegram_id = TelegramId::new(user.id).map_err(status)?;
-        let customers = self.state.db.customers();
         let now = Utc::now().trunc_subsecs(6);
-        let (customer, created) = match customers.find_by_telegram_id(telegram_id).await {
-            Ok(Some(customer)) => (customer, false),
-            Ok(None) => {
-                let language = Language::parse_tag(&user.language_code).unwrap_or_default();
-                let new = NewCustomer::new(None, Some(telegram_id), username_for(&user)?, language)
-                    .map_err(status)?;
-                match customers.create(new, now).await {
-                    Ok(customer) => (customer, true),
-                    // Registered by a concurrent /start: use that one.
-                    Err(DbError::Domain(DomainError::Conflict { .. })) => (
-                        customers
-                            .find_by_telegram_id(telegram_id)
-                            .await
-                            .map_err(status)?
-                            .ok_or_else(|| Status::aborted("registration raced; retry"))?,
-                        false,
-                    ),
-                    Err(err) => return Err(status(err)),
-                }
-            }
-            Err(err) => return Err(status(err)),
-        };
-        if created {
-            self.state
-                .publish_live(
-                    cybervpn_domain::LiveTopic::Customers,
-                    "customer_registered",
-                    serde_json::json!({ "customer_id": customer.id.as_uuid(), "via": "bot" }),
-                )
-                .await;
-        }
+        let (customer, created) = telegram_auth::telegram_customer(
+            &self.state,
+            &telegram_auth::TelegramProfile {
+                id: user.id,
+                username: &user.username,
+                language_code: &user.language_code,
+            },
+        )
+        .await?;
         let mut referral_refused = String::new();
         let code = request.referral_code.trim();
         if created && !code.is_empty() {

@@ -319,19 +319,30 @@ pub(crate) async fn password_login(
             "this account is disabled",
         ));
     }
-    let now = Utc::now();
+    Ok(web::Json(
+        signed_in(state, principal, &role, Utc::now()).await?,
+    ))
+}
+
+/// The answer to a first sign-in step that proved who it is: tokens, or the second factor when it is enabled.
+pub(crate) async fn signed_in(
+    state: &AppState,
+    principal: Principal,
+    role: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<LoginResponse, ApiError> {
     let two_factor = state.db.two_factor().get(principal).await?;
     if two_factor.is_some_and(|e| e.confirmed) {
-        return Ok(web::Json(LoginResponse::TwoFactor(TwoFactorChallenge {
+        return Ok(LoginResponse::TwoFactor(TwoFactorChallenge {
             two_factor_required: true,
-            pending_token: state.auth.pending_token(principal, &role, now)?,
-        })));
+            pending_token: state.auth.pending_token(principal, role, now)?,
+        }));
     }
     let pair = state
         .auth
-        .start_session(&state.db, principal, &role, now)
+        .start_session(&state.db, principal, role, now)
         .await?;
-    Ok(web::Json(LoginResponse::Tokens(pair)))
+    Ok(LoginResponse::Tokens(pair))
 }
 
 /// (principal, role, password hash, may sign in) of the account with this email.

@@ -18,7 +18,9 @@ pub(crate) mod plans;
 pub(crate) mod plans_admin;
 pub(crate) mod promo;
 pub(crate) mod referral;
+pub(crate) mod revenuecat;
 pub(crate) mod staff;
+pub(crate) mod telegram_auth;
 pub(crate) mod trial;
 pub(crate) mod two_factor;
 pub(crate) mod users;
@@ -38,6 +40,7 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(auth::register)
                 .service(auth::login)
                 .service(auth::login_two_factor)
+                .service(telegram_auth::telegram_sign_in)
                 .service(auth::refresh)
                 .service(auth::logout)
                 .service(auth::logout_all)
@@ -100,7 +103,8 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(webhooks::remnawave_webhook)
                 .service(payments::cryptobot_webhook)
                 .service(payments::stripe_webhook)
-                .service(payments::yookassa_webhook),
+                .service(payments::yookassa_webhook)
+                .service(revenuecat::revenuecat_webhook),
         );
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct Gateways {
     pub(crate) yookassa_networks: TrustedNetworks,
     /// Telegram Stars refunds, when a bot token is configured.
     pub(crate) stars: Option<StarsRefunds>,
+    /// Whether RevenueCat's webhook has its secret (app-store purchases are reported, not opened, here).
+    pub(crate) revenuecat: bool,
 }
 
 impl Gateways {
@@ -89,6 +91,7 @@ impl Gateways {
             yookassa,
             yookassa_networks,
             stars,
+            revenuecat: config.revenuecat_webhook_secret.is_some(),
         })
     }
 
@@ -99,13 +102,16 @@ impl Gateways {
             PaymentProvider::Stripe => self.stripe.is_some(),
             PaymentProvider::YooKassa => self.yookassa.is_some(),
             PaymentProvider::TelegramStars => true,
+            PaymentProvider::RevenueCat => self.revenuecat,
         }
     }
 }
 
-/// Whether customers can pay through `provider` now: configured, and not switched off by staff.
+/// Whether customers can open a payment through `provider` now: a checkout gateway, configured, and not
+/// switched off by staff.
 pub(crate) async fn usable(state: &AppState, provider: PaymentProvider) -> Result<bool, ApiError> {
-    Ok(state.gateways.configured(provider)
+    Ok(provider.takes_checkout()
+        && state.gateways.configured(provider)
         && cybervpn_db::GatewaySwitches::on(state.db.conn())
             .is_enabled(provider)
             .await?)
@@ -416,6 +422,8 @@ async fn open_invoice(
             Ok(Some((created.id, created.confirmation_url)))
         }
         PaymentProvider::TelegramStars => Ok(None),
+        // Refused before a payment is opened ([`usable`]); app-store purchases arrive by webhook.
+        PaymentProvider::RevenueCat => Err(disabled()),
     }
 }
 
@@ -503,7 +511,8 @@ pub(crate) async fn create_crypto_invoice(
     Ok(HttpResponse::Created().json(payment))
 }
 
-fn count(state: &AppState, source: &str, outcome: &str) {
+/// Counts a webhook delivery of `source` by `outcome` (`webhooks_received_total`).
+pub(crate) fn count(state: &AppState, source: &str, outcome: &str) {
     state
         .metrics
         .webhooks
@@ -511,16 +520,19 @@ fn count(state: &AppState, source: &str, outcome: &str) {
         .inc();
 }
 
-fn ok() -> HttpResponse {
+/// The body a gateway's webhook gets when we are done with it.
+pub(crate) fn ok() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "ok": true }))
 }
 
-fn unauthorized(state: &AppState, source: &str, detail: &'static str) -> ApiError {
+/// A refused webhook credential, counted as `bad_signature`.
+pub(crate) fn unauthorized(state: &AppState, source: &str, detail: &'static str) -> ApiError {
     count(state, source, "bad_signature");
     ApiError::new(ErrorCode::Unauthorized, detail)
 }
 
-fn not_configured(source: &str) -> ApiError {
+/// The answer of a webhook whose gateway has no credentials configured.
+pub(crate) fn not_configured(source: &str) -> ApiError {
     ApiError::new(
         ErrorCode::ServiceUnavailable,
         format!("{source} webhooks are not configured"),
@@ -568,7 +580,8 @@ async fn apply(
     Ok(ok())
 }
 
-fn header<'r>(request: &'r HttpRequest, name: &str) -> &'r str {
+/// A request header as text; empty when absent or not text.
+pub(crate) fn header<'r>(request: &'r HttpRequest, name: &str) -> &'r str {
     request
         .headers()
         .get(name)

@@ -56,7 +56,7 @@ impl From<&Payment> for AdminPaymentView {
 pub(crate) struct PaymentQuery {
     /// `pending`, `completed`, `failed`, `expired` or `refunded`.
     status: Option<String>,
-    /// `cryptobot`, `stripe`, `yookassa` or `telegram_stars`.
+    /// `cryptobot`, `stripe`, `yookassa`, `telegram_stars` or `revenuecat` (app-store purchases).
     provider: Option<String>,
     /// Payments of this customer.
     customer_id: Option<uuid::Uuid>,
@@ -283,6 +283,10 @@ async fn refund_at_gateway(state: &AppState, payment: &Payment) -> Result<(), Ap
                 .map(|_| ())
                 .map_err(|err| failed(&err))
         }
+        PaymentProvider::RevenueCat => Err(ApiError::invalid_field(
+            "already_refunded_at_gateway",
+            "app-store purchases are refunded by Apple or Google; RevenueCat reports the refund, or record it with already_refunded_at_gateway: true",
+        )),
         PaymentProvider::CryptoBot | PaymentProvider::YooKassa => Err(ApiError::invalid_field(
             "already_refunded_at_gateway",
             format!(

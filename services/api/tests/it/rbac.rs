@@ -83,6 +83,8 @@ const PUBLIC_WRITES: &[&str] = &[
     "POST /api/v1/auth/login",
     "POST /api/v1/auth/login/2fa",
     "POST /api/v1/auth/refresh",
+    // Authenticated by Telegram's signature of the Mini App or Login Widget data, made with our bot token.
+    "POST /api/v1/auth/telegram",
     "POST /api/v1/admin/auth/login",
     "POST /api/v1/admin/auth/login/2fa",
     "POST /api/v1/plans/quote",
@@ -92,6 +94,8 @@ const PUBLIC_WRITES: &[&str] = &[
     "POST /api/v1/webhooks/cryptobot",
     "POST /api/v1/webhooks/stripe",
     "POST /api/v1/webhooks/yookassa",
+    // Authenticated by the exact Authorization value configured at RevenueCat.
+    "POST /api/v1/webhooks/revenuecat",
 ];
 
 #[test]
