@@ -12,6 +12,14 @@ use cybervpn_telemetry::Metrics;
 use cybervpn_testkit::TestRedis;
 
 async fn scheduler(redis: &TestRedis, holder: i64, config: &SchedulerConfig) -> (Scheduler, Queue) {
+    let config = Config {
+        scheduler: config.clone(),
+        ..Config::default()
+    };
+    scheduler_for(redis, holder, &config).await
+}
+
+async fn scheduler_for(redis: &TestRedis, holder: i64, config: &Config) -> (Scheduler, Queue) {
     let metrics = Metrics::new().unwrap();
     let queue = Queue::redis(
         redis.url(),
@@ -21,11 +29,7 @@ async fn scheduler(redis: &TestRedis, holder: i64, config: &SchedulerConfig) -> 
     .await
     .unwrap();
     let store = Store::Redis(redis.kv().clone());
-    let config = Config {
-        scheduler: config.clone(),
-        ..Config::default()
-    };
-    let scheduler = Scheduler::new(&config, store, queue.clone(), &metrics, holder).unwrap();
+    let scheduler = Scheduler::new(config, store, queue.clone(), &metrics, holder).unwrap();
     (scheduler, queue)
 }
 
@@ -129,18 +133,9 @@ async fn the_monthly_reset_runs_on_the_first_of_the_month() {
 #[tokio::test]
 async fn the_backup_runs_once_a_day_at_its_hour_unless_switched_off() {
     let redis = TestRedis::new().await;
-    let metrics = Metrics::new().unwrap();
-    let queue = Queue::redis(
-        redis.url(),
-        redis.prefix(),
-        JobMetrics::register(metrics.registry()).unwrap(),
-    )
-    .await
-    .unwrap();
     let mut config = Config::default();
     config.backup.hour_utc = 3;
-    let store = Store::Redis(redis.kv().clone());
-    let scheduler = Scheduler::new(&config, store.clone(), queue.clone(), &metrics, 11).unwrap();
+    let (scheduler, queue) = scheduler_for(&redis, 11, &config).await;
     let backup = Periodic::DatabaseBackup.name();
     let before = Utc.with_ymd_and_hms(2026, 11, 27, 2, 59, 59).unwrap();
     scheduler.tick(before).await.unwrap();
@@ -163,7 +158,7 @@ async fn the_backup_runs_once_a_day_at_its_hour_unless_switched_off() {
     assert_eq!(queue.depth(backup).await.unwrap(), 2, "03:00 the next day");
 
     config.backup.enabled = false;
-    let off = Scheduler::new(&config, store, queue.clone(), &Metrics::new().unwrap(), 12).unwrap();
+    let (off, _) = scheduler_for(&redis, 12, &config).await;
     let enqueued = off.tick(before + TimeDelta::days(5)).await.unwrap();
     assert!(
         !enqueued.contains(&Periodic::DatabaseBackup),
