@@ -15,6 +15,11 @@ use sea_orm::{ConnectOptions, DatabaseConnection, DbBackend};
 
 pub use error::DbError;
 pub use repo::{
+    analytics::{
+        Analytics, Churn, ChurnBucket, ConversionBucket, ConversionReport, GrowthBucket,
+        GrowthReport, OutcomesBucket, OutcomesReport, ProviderOutcomes, RevenueBucket, RevenueLine,
+        RevenueReport, StatusCounts, SubscriptionReport, TierCount,
+    },
     audit::{Audit, AuditEntry},
     broadcasts::{Broadcast, Broadcasts, CLAIM_TIMEOUT, NewBroadcast, Recipient, Step},
     customers::{CustomerRecord, CustomerSearch, Customers},
@@ -186,6 +191,11 @@ impl Db {
     /// Referrals between customers.
     pub const fn referrals(&self) -> Referrals<'_> {
         Referrals::on(&self.conn)
+    }
+
+    /// Business analytics reports.
+    pub const fn analytics(&self) -> Analytics<'_> {
+        Analytics::on(&self.conn)
     }
 
     /// Snapshots of periodically collected data.
