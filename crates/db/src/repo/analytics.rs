@@ -1,17 +1,20 @@
 //! Business analytics for staff: revenue, payment outcomes, growth, trial conversions and subscription churn,
 //! each aggregated by the database over a [`ReportPeriod`] cut into buckets.
 //!
-//! The buckets are computed once, in Rust ([`ReportPeriod::buckets`]), and handed to the query as a JSON list
-//! of `[index, start, end]`; each query joins that list to the range of rows it counts and groups by the
-//! bucket index. So UTC days, Monday weeks and months mean the same on PostgreSQL and SQLite, no row goes
-//! through a date function, and every bucket is one range scan of an index of migration 013. The only
-//! difference between the engines is how the JSON list becomes rows ([`buckets_table`]).
+//! The buckets are computed once, in Rust ([`ReportPeriod::buckets`]), and handed to each query as a JSON list;
+//! so are the keys a report is split by (currency × gateway, gateway × status), from the domain's enums. Every
+//! query then aggregates, for each bucket (and key), one range of an index of migration 013 that holds all it
+//! reads (index-only scans): a date function is never applied to a row, UTC days, Monday weeks and months mean
+//! the same on PostgreSQL and SQLite, and no row is hashed into a group — what keeps two years of a million
+//! customers fast. The engines differ in two small places: how a JSON list becomes rows ([`buckets_rows`],
+//! [`keys_rows`]) and how several aggregates of one range are written ([`per_bucket`]: a `LATERAL` subquery
+//! on PostgreSQL, one scalar subquery per aggregate on SQLite, which has no `LATERAL`).
 //!
 //! A report's queries run in one read-only transaction, so they see one snapshot of the data.
 
 use std::str::FromStr;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use cybervpn_domain::{
     Bucket, Currency, PaymentProvider, PaymentStatus, PlanTier, ReportPeriod, SubscriptionStatus,
 };
@@ -240,25 +243,37 @@ impl<'a> Analytics<'a> {
     /// Revenue per bucket, currency and gateway: credited payments by when they were credited (refunded ones
     /// included), and refunds by when they were refunded; net is the difference.
     pub async fn revenue(&self, period: &ReportPeriod) -> Result<RevenueReport, DbError> {
-        let report = Report::begin(self.conn, period).await?;
+        let keys: Vec<(Currency, PaymentProvider)> = Currency::ALL
+            .iter()
+            .flat_map(|c| PaymentProvider::ALL.iter().map(|p| (*c, *p)))
+            .collect();
+        let key_names: Vec<(&str, &str)> = keys.iter().map(|(c, p)| (c.as_str(), p.as_str())).collect();
+        let report = Report::begin(self.conn, period, Utc::now()).await?;
         let mut lines: Vec<Vec<RevenueLine>> = vec![Vec::new(); report.buckets.len()];
         for (column, refunds) in [("completed_at", false), ("refunded_at", true)] {
-            let rows = report
-                .query(&format!(
-                    "WITH b AS ({buckets}) \
-                     SELECT b.i AS i, p.currency AS currency, p.provider AS provider, COUNT(*) AS n, \
-                            CAST(SUM(p.amount_minor) AS BIGINT) AS amount \
-                     FROM b JOIN payments p ON p.{column} >= b.s AND p.{column} < b.e \
-                     GROUP BY b.i, p.currency, p.provider",
-                    buckets = report.buckets_table()
-                ))
-                .await?;
-            for row in rows {
-                let bucket = bucket_index(&row, report.buckets.len())?;
-                let currency: Currency = parse(&row, "currency")?;
-                let provider: PaymentProvider = parse(&row, "provider")?;
+            let sql = per_bucket(
+                report.backend,
+                true,
+                &[
+                    ("n", "COUNT(*)"),
+                    ("amount", "CAST(SUM(p.amount_minor) AS BIGINT)"),
+                ],
+                &format!(
+                    "FROM payments p WHERE p.currency = k.k1 AND p.provider = k.k2 \
+                     AND p.{column} >= b.s AND p.{column} < b.e"
+                ),
+            );
+            for row in report.query_keyed(&sql, &key_names).await? {
                 let (n, amount) = (count(&row, "n")?, row_i64(&row, "amount")?);
-                let line = line_for(&mut lines[bucket], currency, provider);
+                if n == 0 {
+                    continue;
+                }
+                let (currency, provider) = keys[key_index(&row, keys.len())?];
+                let line = line_for(
+                    &mut lines[bucket_index(&row, report.buckets.len())?],
+                    currency,
+                    provider,
+                );
                 if refunds {
                     line.refunds += n;
                     line.refunded_minor = add_minor(line.refunded_minor, amount)?;
@@ -292,27 +307,28 @@ impl<'a> Analytics<'a> {
 
     /// Payments opened per bucket, by gateway and by the status they stand in now.
     pub async fn payment_outcomes(&self, period: &ReportPeriod) -> Result<OutcomesReport, DbError> {
-        let report = Report::begin(self.conn, period).await?;
-        let rows = report
-            .query(&format!(
-                "WITH b AS ({buckets}) \
-                 SELECT b.i AS i, p.provider AS provider, p.status AS status, COUNT(*) AS n \
-                 FROM b JOIN payments p ON p.created_at >= b.s AND p.created_at < b.e \
-                 GROUP BY b.i, p.provider, p.status",
-                buckets = report.buckets_table()
-            ))
-            .await?;
+        let keys: Vec<(PaymentProvider, PaymentStatus)> = PaymentProvider::ALL
+            .iter()
+            .flat_map(|p| PaymentStatus::ALL.iter().map(|s| (*p, *s)))
+            .collect();
+        let key_names: Vec<(&str, &str)> = keys.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
+        let report = Report::begin(self.conn, period, Utc::now()).await?;
+        let sql = per_bucket(
+            report.backend,
+            true,
+            &[("n", "COUNT(*)")],
+            "FROM payments p WHERE p.provider = k.k1 AND p.status = k.k2 \
+             AND p.created_at >= b.s AND p.created_at < b.e",
+        );
+        let rows = report.query_keyed(&sql, &key_names).await?;
         let bucket_list = report.end().await?;
 
         let providers = PaymentProvider::ALL.len();
         let mut counts = vec![vec![StatusCounts::default(); providers]; bucket_list.len()];
         for row in rows {
-            let bucket = &mut counts[bucket_index(&row, bucket_list.len())?];
-            let provider: PaymentProvider = parse(&row, "provider")?;
-            let status: PaymentStatus = parse(&row, "status")?;
-            if let Some(slot) = bucket.get_mut(provider_index(provider)) {
-                slot.add(status, count(&row, "n")?);
-            }
+            let (provider, status) = keys[key_index(&row, keys.len())?];
+            counts[bucket_index(&row, bucket_list.len())?][provider_index(provider)]
+                .add(status, count(&row, "n")?);
         }
 
         let mut total_by_provider = vec![StatusCounts::default(); providers];
@@ -345,23 +361,23 @@ impl<'a> Analytics<'a> {
 
     /// Sign-ups and deletions per bucket, with the number of customers at each bucket's end.
     pub async fn growth(&self, period: &ReportPeriod) -> Result<GrowthReport, DbError> {
-        let report = Report::begin(self.conn, period).await?;
-        let mut per_bucket = vec![(0u64, 0u64); report.buckets.len()];
-        for (column, deleted) in [("created_at", false), ("deleted_at", true)] {
-            let rows = report
-                .query(&format!(
-                    "WITH b AS ({buckets}) \
-                     SELECT b.i AS i, COUNT(*) AS n \
-                     FROM b JOIN customers c ON c.{column} >= b.s AND c.{column} < b.e \
-                     GROUP BY b.i",
-                    buckets = report.buckets_table()
-                ))
-                .await?;
-            for row in rows {
-                let (created, removed) = &mut per_bucket[bucket_index(&row, report.buckets.len())?];
-                *(if deleted { removed } else { created }) += count(&row, "n")?;
-            }
-        }
+        let report = Report::begin(self.conn, period, Utc::now()).await?;
+        let sql = per_bucket(
+            report.backend,
+            false,
+            &[
+                (
+                    "created",
+                    "(SELECT COUNT(*) FROM customers c WHERE c.created_at >= b.s AND c.created_at < b.e)",
+                ),
+                (
+                    "deleted",
+                    "(SELECT COUNT(*) FROM customers c WHERE c.deleted_at >= b.s AND c.deleted_at < b.e)",
+                ),
+            ],
+            "",
+        );
+        let rows = report.query(&sql).await?;
         let start = report
             .query_with(
                 "SELECT (SELECT COUNT(*) FROM customers WHERE created_at < ?) AS created, \
@@ -371,6 +387,11 @@ impl<'a> Analytics<'a> {
             .await?;
         let bucket_list = report.end().await?;
 
+        let mut per_bucket = vec![(0, 0); bucket_list.len()];
+        for row in rows {
+            per_bucket[bucket_index(&row, bucket_list.len())?] =
+                (count(&row, "created")?, count(&row, "deleted")?);
+        }
         let row = start
             .first()
             .ok_or_else(|| DbError::corrupt("customers", "no count"))?;
@@ -398,16 +419,14 @@ impl<'a> Analytics<'a> {
     /// Free trials activated per bucket, and how many of them converted: their customer's payment was
     /// credited after the trial started (kept on the trial by the payment completion path).
     pub async fn conversions(&self, period: &ReportPeriod) -> Result<ConversionReport, DbError> {
-        let report = Report::begin(self.conn, period).await?;
-        let rows = report
-            .query(&format!(
-                "WITH b AS ({buckets}) \
-                 SELECT b.i AS i, COUNT(*) AS n, COUNT(t.converted_at) AS converted \
-                 FROM b JOIN trials t ON t.activated_at >= b.s AND t.activated_at < b.e \
-                 GROUP BY b.i",
-                buckets = report.buckets_table()
-            ))
-            .await?;
+        let report = Report::begin(self.conn, period, Utc::now()).await?;
+        let sql = per_bucket(
+            report.backend,
+            false,
+            &[("n", "COUNT(*)"), ("converted", "COUNT(t.converted_at)")],
+            "FROM trials t WHERE t.activated_at >= b.s AND t.activated_at < b.e",
+        );
+        let rows = report.query(&sql).await?;
         let bucket_list = report.end().await?;
 
         let n = bucket_list.len();
@@ -421,8 +440,8 @@ impl<'a> Analytics<'a> {
             .collect();
         for row in rows {
             let bucket = &mut buckets[bucket_index(&row, n)?];
-            bucket.trials += count(&row, "n")?;
-            bucket.converted += count(&row, "converted")?;
+            bucket.trials = count(&row, "n")?;
+            bucket.converted = count(&row, "converted")?;
         }
         Ok(ConversionReport {
             trials: buckets.iter().map(|b| b.trials).sum(),
@@ -432,16 +451,16 @@ impl<'a> Analytics<'a> {
     }
 
     /// Subscriptions active at `now` per plan tier, and per bucket the subscriptions live at its start,
-    /// started in it and churned in it (ended, not renewed), with and without a plan. Starts and ends are
-    /// read from the subscriptions' dates as they stand now: a renewal moves the end date, so a subscription
-    /// that lapsed and was renewed later counts as live through the gap.
+    /// started in it and churned in it (ended by `now`, not renewed), with and without a plan. Starts and ends
+    /// are read from the subscriptions' dates as they stand now: a renewal moves the end date, so a
+    /// subscription that lapsed and was renewed later counts as live through the gap.
     pub async fn subscriptions(
         &self,
         period: &ReportPeriod,
         now: DateTime<Utc>,
     ) -> Result<SubscriptionReport, DbError> {
         let now = crate::stored_time(now);
-        let report = Report::begin(self.conn, period).await?;
+        let report = Report::begin(self.conn, period, now).await?;
         let tiers = report
             .query_with(
                 "SELECT pl.tier AS tier, CAST(SUM(s.n) AS BIGINT) AS n \
@@ -454,33 +473,38 @@ impl<'a> Analytics<'a> {
             .await?;
         let live = report
             .query_with(
-                "SELECT CASE WHEN plan_id IS NULL THEN 0 ELSE 1 END AS paid, COUNT(*) AS n \
-                 FROM subscriptions WHERE expires_at >= ? AND created_at < ? \
-                 GROUP BY CASE WHEN plan_id IS NULL THEN 0 ELSE 1 END",
+                "SELECT COUNT(*) AS n, COUNT(plan_id) AS paid \
+                 FROM subscriptions WHERE expires_at >= ? AND created_at < ?",
                 vec![time(period.from()), time(period.from())],
             )
             .await?;
         let started = report
-            .query(&format!(
-                "WITH b AS ({buckets}) \
-                 SELECT b.i AS i, CASE WHEN s.plan_id IS NULL THEN 0 ELSE 1 END AS paid, COUNT(*) AS n \
-                 FROM b JOIN subscriptions s ON s.created_at >= b.s AND s.created_at < b.e \
-                 GROUP BY b.i, CASE WHEN s.plan_id IS NULL THEN 0 ELSE 1 END",
-                buckets = report.buckets_table()
+            .query(&per_bucket(
+                report.backend,
+                false,
+                &[("n", "COUNT(*)"), ("paid", "COUNT(s.plan_id)")],
+                "FROM subscriptions s WHERE s.created_at >= b.s AND s.created_at < b.e",
             ))
             .await?;
+        // `b.c` is where the bucket's part up to `now` ends: what ends before it has ended.
         let ended = report
-            .query_with(
-                &format!(
-                    "WITH b AS ({buckets}) \
-                     SELECT b.i AS i, CASE WHEN s.plan_id IS NULL THEN 0 ELSE 1 END AS paid, \
-                            COUNT(*) AS n, SUM(CASE WHEN s.expires_at <= ? THEN 1 ELSE 0 END) AS churned \
-                     FROM b JOIN subscriptions s ON s.expires_at >= b.s AND s.expires_at < b.e \
-                     GROUP BY b.i, CASE WHEN s.plan_id IS NULL THEN 0 ELSE 1 END",
-                    buckets = report.buckets_table()
-                ),
-                vec![report.buckets_json.clone().into(), time(now)],
-            )
+            .query(&per_bucket(
+                report.backend,
+                false,
+                &[
+                    ("n", "COUNT(*)"),
+                    ("paid", "COUNT(s.plan_id)"),
+                    (
+                        "churned",
+                        "SUM(CASE WHEN s.expires_at < b.c THEN 1 ELSE 0 END)",
+                    ),
+                    (
+                        "churned_paid",
+                        "SUM(CASE WHEN s.expires_at < b.c AND s.plan_id IS NOT NULL THEN 1 ELSE 0 END)",
+                    ),
+                ],
+                "FROM subscriptions s WHERE s.expires_at >= b.s AND s.expires_at < b.e",
+            ))
             .await?;
         let bucket_list = report.end().await?;
 
@@ -502,20 +526,30 @@ impl<'a> Analytics<'a> {
             })
         });
 
-        // [free, paid] per bucket.
+        // Per bucket: [free, paid].
         let mut churn = vec![[Churn::default(); 2]; bucket_list.len()];
-        let mut live_at_start = [0u64; 2];
-        for row in live {
-            live_at_start[paid_index(&row)?] += count(&row, "n")?;
-        }
+        let split = |row: &QueryResult, all: &str, paid: &str| -> Result<[u64; 2], DbError> {
+            let (all, paid) = (count(row, all)?, count(row, paid)?);
+            Ok([all.saturating_sub(paid), paid])
+        };
+        let mut live_at_start = match live.first() {
+            Some(row) => split(row, "n", "paid")?,
+            None => [0; 2],
+        };
         for row in started {
-            let slot = churn_slot(&mut churn, &row)?;
-            slot.started += count(&row, "n")?;
+            let i = bucket_index(&row, bucket_list.len())?;
+            for (kind, n) in churn[i].iter_mut().zip(split(&row, "n", "paid")?) {
+                kind.started = n;
+            }
         }
         for row in ended {
-            let slot = churn_slot(&mut churn, &row)?;
-            slot.ends += count(&row, "n")?;
-            slot.churned += count(&row, "churned")?;
+            let i = bucket_index(&row, bucket_list.len())?;
+            let ends = split(&row, "n", "paid")?;
+            let churned = split(&row, "churned", "churned_paid")?;
+            for ((kind, ends), churned) in churn[i].iter_mut().zip(ends).zip(churned) {
+                kind.ends = ends;
+                kind.churned = churned;
+            }
         }
         let buckets = bucket_list
             .into_iter()
@@ -541,13 +575,19 @@ struct Report {
     txn: DatabaseTransaction,
     backend: DbBackend,
     buckets: Vec<Bucket>,
+    /// `[[i, start, end, cut], …]`: `cut` is the end of the bucket's part up to `now` (the start if all of it
+    /// lies after `now`).
     buckets_json: String,
 }
 
 impl Report {
     /// Opens the snapshot every query of the report reads. On PostgreSQL: repeatable read, read only, and no
     /// JIT compilation (it costs more than it saves on these short scans).
-    async fn begin(conn: &DatabaseConnection, period: &ReportPeriod) -> Result<Self, DbError> {
+    async fn begin(
+        conn: &DatabaseConnection,
+        period: &ReportPeriod,
+        now: DateTime<Utc>,
+    ) -> Result<Self, DbError> {
         let backend = conn.get_database_backend();
         let txn = match backend {
             DbBackend::Postgres => {
@@ -562,11 +602,16 @@ impl Report {
             }
             _ => conn.begin().await?,
         };
+        // Stored times have microseconds: "ended by now" is "ends before the next microsecond".
+        let after_now = crate::stored_time(now) + TimeDelta::microseconds(1);
         let buckets = period.buckets();
         let list: Vec<serde_json::Value> = buckets
             .iter()
             .enumerate()
-            .map(|(i, b)| serde_json::json!([i, stored_text(b.start), stored_text(b.end)]))
+            .map(|(i, b)| {
+                let cut = after_now.clamp(b.start, b.end);
+                serde_json::json!([i, stored_text(b.start), stored_text(b.end), stored_text(cut)])
+            })
             .collect();
         Ok(Self {
             txn,
@@ -576,15 +621,31 @@ impl Report {
         })
     }
 
-    /// The rows `(i, s, e)` of the buckets, from the query's first parameter.
-    fn buckets_table(&self) -> &'static str {
-        buckets_table(self.backend)
-    }
-
     /// Runs `sql` whose only parameter is the bucket list.
     async fn query(&self, sql: &str) -> Result<Vec<QueryResult>, DbError> {
         self.query_with(sql, vec![self.buckets_json.clone().into()])
             .await
+    }
+
+    /// Runs `sql` whose parameters are the bucket list and the list of `keys` (numbered in order).
+    async fn query_keyed(
+        &self,
+        sql: &str,
+        keys: &[(&str, &str)],
+    ) -> Result<Vec<QueryResult>, DbError> {
+        let keys: Vec<serde_json::Value> = keys
+            .iter()
+            .enumerate()
+            .map(|(j, (k1, k2))| serde_json::json!([j, k1, k2]))
+            .collect();
+        self.query_with(
+            sql,
+            vec![
+                self.buckets_json.clone().into(),
+                serde_json::Value::Array(keys).to_string().into(),
+            ],
+        )
+        .await
     }
 
     /// Runs `sql`, written with `?` placeholders, with `values`.
@@ -603,18 +664,86 @@ impl Report {
     }
 }
 
-/// The bucket list of the first parameter (a JSON array of `[index, start, end]`) as rows `(i, s, e)`: the
-/// one place the engines differ. SQLite compares the stored RFC 3339 texts, which sort as the instants do.
-const fn buckets_table(backend: DbBackend) -> &'static str {
+/// A query with one row per bucket (`i`), or per bucket and key (`i`, `j`) when `keyed`, holding the
+/// `aggregates` (alias, expression) of the rows `source` (`FROM … WHERE …`, reading the bucket as `b`: `b.s`,
+/// `b.e`, `b.c`, and the key as `k`: `k.k1`, `k.k2`) selects. With an empty `source`, each expression is a
+/// whole scalar subquery of its own. Parameters: the bucket list, then the key list.
+///
+/// Each bucket's rows are aggregated on their own, by a subquery over one index range: nothing is grouped by
+/// hashing, and the planner cannot turn the per-bucket range scans into a join over the whole table.
+fn per_bucket(
+    backend: DbBackend,
+    keyed: bool,
+    aggregates: &[(&str, &str)],
+    source: &str,
+) -> String {
+    let mut sql = format!("WITH b AS MATERIALIZED ({})", buckets_rows(backend));
+    if keyed {
+        sql.push_str(&format!(", k AS MATERIALIZED ({})", keys_rows(backend)));
+    }
+    sql.push_str(" SELECT b.i AS i");
+    if keyed {
+        sql.push_str(", k.j AS j");
+    }
+    let from = if keyed { "b CROSS JOIN k" } else { "b" };
+    let scalar = |expr: &str| {
+        if source.is_empty() {
+            expr.to_owned()
+        } else {
+            format!("(SELECT {expr} {source})")
+        }
+    };
+    match backend {
+        DbBackend::Postgres if !source.is_empty() => {
+            let inner: Vec<String> = aggregates
+                .iter()
+                .map(|(alias, expr)| format!("{expr} AS {alias}"))
+                .collect();
+            for (alias, _) in aggregates {
+                sql.push_str(&format!(", a.{alias} AS {alias}"));
+            }
+            sql.push_str(&format!(
+                " FROM {from} CROSS JOIN LATERAL (SELECT {} {source}) AS a",
+                inner.join(", ")
+            ));
+        }
+        _ => {
+            for (alias, expr) in aggregates {
+                sql.push_str(&format!(", {} AS {alias}", scalar(expr)));
+            }
+            sql.push_str(&format!(" FROM {from}"));
+        }
+    }
+    sql
+}
+
+/// The bucket list (the first parameter, a JSON array of `[i, start, end, cut]`) as rows `(i, s, e, c)`.
+/// SQLite keeps the times as the RFC 3339 texts it stores, which sort as the instants do.
+const fn buckets_rows(backend: DbBackend) -> &'static str {
     match backend {
         DbBackend::Postgres => {
             "SELECT CAST(x->>0 AS INTEGER) AS i, CAST(x->>1 AS TIMESTAMPTZ) AS s, \
-                    CAST(x->>2 AS TIMESTAMPTZ) AS e \
+                    CAST(x->>2 AS TIMESTAMPTZ) AS e, CAST(x->>3 AS TIMESTAMPTZ) AS c \
              FROM json_array_elements(CAST(? AS JSON)) AS x"
         }
         _ => {
             "SELECT CAST(json_extract(value, '$[0]') AS INTEGER) AS i, json_extract(value, '$[1]') AS s, \
-                    json_extract(value, '$[2]') AS e \
+                    json_extract(value, '$[2]') AS e, json_extract(value, '$[3]') AS c \
+             FROM json_each(?)"
+        }
+    }
+}
+
+/// The key list (the second parameter, a JSON array of `[j, k1, k2]`) as rows `(j, k1, k2)`.
+const fn keys_rows(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => {
+            "SELECT CAST(y->>0 AS INTEGER) AS j, y->>1 AS k1, y->>2 AS k2 \
+             FROM json_array_elements(CAST(? AS JSON)) AS y"
+        }
+        _ => {
+            "SELECT CAST(json_extract(value, '$[0]') AS INTEGER) AS j, json_extract(value, '$[1]') AS k1, \
+                    json_extract(value, '$[2]') AS k2 \
              FROM json_each(?)"
         }
     }
@@ -651,13 +780,22 @@ fn time(at: DateTime<Utc>) -> Value {
 
 /// The bucket index of a row, below `buckets`.
 fn bucket_index(row: &QueryResult, buckets: usize) -> Result<usize, DbError> {
-    usize::try_from(row.try_get::<i32>("", "i")?)
-        .ok()
-        .filter(|i| *i < buckets)
-        .ok_or_else(|| DbError::corrupt("analytics", "bucket out of range"))
+    index(row, "i", buckets)
 }
 
-/// A non-negative count column.
+/// The key index of a row, below `keys`.
+fn key_index(row: &QueryResult, keys: usize) -> Result<usize, DbError> {
+    index(row, "j", keys)
+}
+
+fn index(row: &QueryResult, column: &str, len: usize) -> Result<usize, DbError> {
+    usize::try_from(row.try_get::<i32>("", column)?)
+        .ok()
+        .filter(|i| *i < len)
+        .ok_or_else(|| DbError::corrupt("analytics", format!("{column} out of range")))
+}
+
+/// A non-negative count column (a sum of nothing is `NULL`, read as 0).
 fn count(row: &QueryResult, column: &str) -> Result<u64, DbError> {
     let n = row_i64(row, column)?;
     u64::try_from(n).map_err(|err| DbError::corrupt("analytics", err))
@@ -666,16 +804,6 @@ fn count(row: &QueryResult, column: &str) -> Result<u64, DbError> {
 /// A 64-bit integer column (a sum of nothing is `NULL`, read as 0).
 fn row_i64(row: &QueryResult, column: &str) -> Result<i64, DbError> {
     Ok(row.try_get::<Option<i64>>("", column)?.unwrap_or(0))
-}
-
-/// A text column parsed into a domain value.
-fn parse<T: FromStr<Err = cybervpn_domain::DomainError>>(
-    row: &QueryResult,
-    column: &str,
-) -> Result<T, DbError> {
-    row.try_get::<String>("", column)?
-        .parse()
-        .map_err(|err| DbError::corrupt("payments", err))
 }
 
 /// Adds amounts in minor units; a sum beyond `i64` is a corrupt ledger, never a wrapped number.
@@ -736,25 +864,6 @@ fn outcomes(per_provider: Vec<StatusCounts>) -> Vec<ProviderOutcomes> {
         .collect()
 }
 
-/// 0 for a subscription without a plan, 1 with one.
-fn paid_index(row: &QueryResult) -> Result<usize, DbError> {
-    match row.try_get::<i32>("", "paid")? {
-        0 => Ok(0),
-        1 => Ok(1),
-        other => Err(DbError::corrupt("subscriptions", format!("kind {other}"))),
-    }
-}
-
-/// The churn figures of a row's bucket and kind.
-fn churn_slot<'c>(
-    churn: &'c mut [[Churn; 2]],
-    row: &QueryResult,
-) -> Result<&'c mut Churn, DbError> {
-    let kind = paid_index(row)?;
-    let bucket = bucket_index(row, churn.len())?;
-    Ok(&mut churn[bucket][kind])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,5 +876,24 @@ mod tests {
             "SELECT $1 WHERE a < $2 AND b = $3"
         );
         assert_eq!(placeholders(DbBackend::Sqlite, sql), sql);
+    }
+
+    #[test]
+    fn aggregates_of_a_range_are_one_lateral_scan_on_postgres_and_subqueries_on_sqlite() {
+        let source = "FROM trials t WHERE t.activated_at >= b.s AND t.activated_at < b.e";
+        let aggregates = [("n", "COUNT(*)"), ("converted", "COUNT(t.converted_at)")];
+        let pg = per_bucket(DbBackend::Postgres, false, &aggregates, source);
+        assert!(pg.ends_with(
+            "SELECT b.i AS i, a.n AS n, a.converted AS converted FROM b CROSS JOIN LATERAL \
+             (SELECT COUNT(*) AS n, COUNT(t.converted_at) AS converted FROM trials t \
+             WHERE t.activated_at >= b.s AND t.activated_at < b.e) AS a"
+        ));
+        let sqlite = per_bucket(DbBackend::Sqlite, true, &aggregates, source);
+        assert!(sqlite.contains(", k AS MATERIALIZED (SELECT CAST(json_extract"));
+        assert!(sqlite.ends_with(
+            "SELECT b.i AS i, k.j AS j, (SELECT COUNT(*) FROM trials t WHERE t.activated_at >= b.s AND \
+             t.activated_at < b.e) AS n, (SELECT COUNT(t.converted_at) FROM trials t WHERE \
+             t.activated_at >= b.s AND t.activated_at < b.e) AS converted FROM b CROSS JOIN k"
+        ));
     }
 }
