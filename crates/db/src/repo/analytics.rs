@@ -247,23 +247,32 @@ impl<'a> Analytics<'a> {
             .iter()
             .flat_map(|c| PaymentProvider::ALL.iter().map(|p| (*c, *p)))
             .collect();
-        let key_names: Vec<(&str, &str)> = keys.iter().map(|(c, p)| (c.as_str(), p.as_str())).collect();
+        let key_names: Vec<(&str, &str)> =
+            keys.iter().map(|(c, p)| (c.as_str(), p.as_str())).collect();
         let report = Report::begin(self.conn, period, Utc::now()).await?;
-        let mut lines: Vec<Vec<RevenueLine>> = vec![Vec::new(); report.buckets.len()];
-        for (column, refunds) in [("completed_at", false), ("refunded_at", true)] {
-            let sql = per_bucket(
-                report.backend,
-                true,
-                &[
-                    ("n", "COUNT(*)"),
-                    ("amount", "CAST(SUM(p.amount_minor) AS BIGINT)"),
-                ],
-                &format!(
-                    "FROM payments p WHERE p.currency = k.k1 AND p.provider = k.k2 \
-                     AND p.{column} >= b.s AND p.{column} < b.e"
+        let keys_json = keys_json(&key_names);
+        let queries: Vec<Query> = ["completed_at", "refunded_at"]
+            .iter()
+            .map(|column| Query::PerBucket {
+                sql: per_bucket(
+                    report.backend,
+                    true,
+                    &[
+                        ("n", "COUNT(*)"),
+                        ("amount", "CAST(SUM(p.amount_minor) AS BIGINT)"),
+                    ],
+                    &format!(
+                        "FROM payments p WHERE p.currency = k.k1 AND p.provider = k.k2 \
+                         AND p.{column} >= b.s AND p.{column} < b.e"
+                    ),
                 ),
-            );
-            for row in report.query_keyed(&sql, &key_names).await? {
+                keys: Some(keys_json.clone()),
+            })
+            .collect();
+        let results = report.run(&queries).await?;
+        let mut lines: Vec<Vec<RevenueLine>> = vec![Vec::new(); report.buckets.len()];
+        for (rows, refunds) in results.into_iter().zip([false, true]) {
+            for row in rows {
                 let (n, amount) = (count(&row, "n")?, row_i64(&row, "amount")?);
                 if n == 0 {
                     continue;
@@ -311,16 +320,20 @@ impl<'a> Analytics<'a> {
             .iter()
             .flat_map(|p| PaymentStatus::ALL.iter().map(|s| (*p, *s)))
             .collect();
-        let key_names: Vec<(&str, &str)> = keys.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
+        let key_names: Vec<(&str, &str)> =
+            keys.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
         let report = Report::begin(self.conn, period, Utc::now()).await?;
-        let sql = per_bucket(
-            report.backend,
-            true,
-            &[("n", "COUNT(*)")],
-            "FROM payments p WHERE p.provider = k.k1 AND p.status = k.k2 \
-             AND p.created_at >= b.s AND p.created_at < b.e",
-        );
-        let rows = report.query_keyed(&sql, &key_names).await?;
+        let query = Query::PerBucket {
+            sql: per_bucket(
+                report.backend,
+                true,
+                &[("n", "COUNT(*)")],
+                "FROM payments p WHERE p.provider = k.k1 AND p.status = k.k2 \
+                 AND p.created_at >= b.s AND p.created_at < b.e",
+            ),
+            keys: Some(keys_json(&key_names)),
+        };
+        let rows = report.run(&[query]).await?.into_iter().flatten();
         let bucket_list = report.end().await?;
 
         let providers = PaymentProvider::ALL.len();
@@ -377,14 +390,23 @@ impl<'a> Analytics<'a> {
             ],
             "",
         );
-        let rows = report.query(&sql).await?;
-        let start = report
-            .query_with(
-                "SELECT (SELECT COUNT(*) FROM customers WHERE created_at < ?) AS created, \
-                        (SELECT COUNT(*) FROM customers WHERE deleted_at < ?) AS deleted",
-                vec![time(period.from()), time(period.from())],
-            )
-            .await?;
+        let mut results = report
+            .run(&[
+                Query::PerBucket { sql, keys: None },
+                Query::Plain {
+                    sql:
+                        "SELECT (SELECT COUNT(*) FROM customers WHERE created_at < ?) AS created, \
+                          (SELECT COUNT(*) FROM customers WHERE deleted_at < ?) AS deleted"
+                            .to_owned(),
+                    values: vec![time(period.from()), time(period.from())],
+                },
+            ])
+            .await?
+            .into_iter();
+        let (rows, start) = (
+            results.next().unwrap_or_default(),
+            results.next().unwrap_or_default(),
+        );
         let bucket_list = report.end().await?;
 
         let mut per_bucket = vec![(0, 0); bucket_list.len()];
@@ -426,7 +448,11 @@ impl<'a> Analytics<'a> {
             &[("n", "COUNT(*)"), ("converted", "COUNT(t.converted_at)")],
             "FROM trials t WHERE t.activated_at >= b.s AND t.activated_at < b.e",
         );
-        let rows = report.query(&sql).await?;
+        let rows = report
+            .run(&[Query::PerBucket { sql, keys: None }])
+            .await?
+            .into_iter()
+            .flatten();
         let bucket_list = report.end().await?;
 
         let n = bucket_list.len();
@@ -461,51 +487,56 @@ impl<'a> Analytics<'a> {
     ) -> Result<SubscriptionReport, DbError> {
         let now = crate::stored_time(now);
         let report = Report::begin(self.conn, period, now).await?;
-        let tiers = report
-            .query_with(
-                "SELECT pl.tier AS tier, CAST(SUM(s.n) AS BIGINT) AS n \
-                 FROM (SELECT plan_id, COUNT(*) AS n FROM subscriptions \
-                       WHERE expires_at > ? AND status = ? GROUP BY plan_id) s \
-                 LEFT JOIN plans pl ON pl.id = s.plan_id \
-                 GROUP BY pl.tier",
-                vec![time(now), SubscriptionStatus::Active.as_str().into()],
-            )
-            .await?;
-        let live = report
-            .query_with(
-                "SELECT COUNT(*) AS n, COUNT(plan_id) AS paid \
-                 FROM subscriptions WHERE expires_at >= ? AND created_at < ?",
-                vec![time(period.from()), time(period.from())],
-            )
-            .await?;
-        let started = report
-            .query(&per_bucket(
-                report.backend,
-                false,
-                &[("n", "COUNT(*)"), ("paid", "COUNT(s.plan_id)")],
-                "FROM subscriptions s WHERE s.created_at >= b.s AND s.created_at < b.e",
-            ))
-            .await?;
-        // `b.c` is where the bucket's part up to `now` ends: what ends before it has ended.
-        let ended = report
-            .query(&per_bucket(
-                report.backend,
-                false,
-                &[
-                    ("n", "COUNT(*)"),
-                    ("paid", "COUNT(s.plan_id)"),
-                    (
-                        "churned",
-                        "SUM(CASE WHEN s.expires_at < b.c THEN 1 ELSE 0 END)",
-                    ),
-                    (
-                        "churned_paid",
-                        "SUM(CASE WHEN s.expires_at < b.c AND s.plan_id IS NOT NULL THEN 1 ELSE 0 END)",
-                    ),
-                ],
-                "FROM subscriptions s WHERE s.expires_at >= b.s AND s.expires_at < b.e",
-            ))
-            .await?;
+        let queries = [
+            Query::Plain {
+                sql: "SELECT pl.tier AS tier, CAST(SUM(s.n) AS BIGINT) AS n \
+                      FROM (SELECT plan_id, COUNT(*) AS n FROM subscriptions \
+                            WHERE expires_at > ? AND status = ? GROUP BY plan_id) s \
+                      LEFT JOIN plans pl ON pl.id = s.plan_id \
+                      GROUP BY pl.tier"
+                    .to_owned(),
+                values: vec![time(now), SubscriptionStatus::Active.as_str().into()],
+            },
+            Query::Plain {
+                sql: "SELECT COUNT(*) AS n, COUNT(plan_id) AS paid \
+                      FROM subscriptions WHERE expires_at >= ? AND created_at < ?"
+                    .to_owned(),
+                values: vec![time(period.from()), time(period.from())],
+            },
+            Query::PerBucket {
+                sql: per_bucket(
+                    report.backend,
+                    false,
+                    &[("n", "COUNT(*)"), ("paid", "COUNT(s.plan_id)")],
+                    "FROM subscriptions s WHERE s.created_at >= b.s AND s.created_at < b.e",
+                ),
+                keys: None,
+            },
+            // `b.c` is where the bucket's part up to `now` ends: what ends before it has ended.
+            Query::PerBucket {
+                sql: per_bucket(
+                    report.backend,
+                    false,
+                    &[
+                        ("n", "COUNT(*)"),
+                        ("paid", "COUNT(s.plan_id)"),
+                        (
+                            "churned",
+                            "SUM(CASE WHEN s.expires_at < b.c THEN 1 ELSE 0 END)",
+                        ),
+                        (
+                            "churned_paid",
+                            "SUM(CASE WHEN s.expires_at < b.c AND s.plan_id IS NOT NULL THEN 1 ELSE 0 END)",
+                        ),
+                    ],
+                    "FROM subscriptions s WHERE s.expires_at >= b.s AND s.expires_at < b.e",
+                ),
+                keys: None,
+            },
+        ];
+        let mut results = report.run(&queries).await?.into_iter();
+        let mut next = || results.next().unwrap_or_default();
+        let (tiers, live, started, ended) = (next(), next(), next(), next());
         let bucket_list = report.end().await?;
 
         let mut active_now = Vec::new();
@@ -570,14 +601,42 @@ impl<'a> Analytics<'a> {
     }
 }
 
-/// One report's read-only transaction and its buckets.
+/// A query of a report, written with `?` placeholders.
+enum Query {
+    /// Aggregates per bucket (see [`per_bucket`]): parameters are the bucket list, then `keys` if keyed.
+    PerBucket {
+        /// The SQL.
+        sql: String,
+        /// The key list, as JSON.
+        keys: Option<String>,
+    },
+    /// Any other query, with its parameters.
+    Plain {
+        /// The SQL.
+        sql: String,
+        /// Its parameters.
+        values: Vec<Value>,
+    },
+}
+
+/// One report's read-only snapshot and its buckets.
+///
+/// On PostgreSQL a report runs in two lanes at once, each on its own connection: the even buckets of each
+/// per-bucket query and the other queries in the first, the odd buckets in the second, which reads the
+/// first's snapshot (`pg_export_snapshot`). Both cores work on one report, and its figures stay consistent.
+/// SQLite runs everything in one lane.
 struct Report {
+    conn: DatabaseConnection,
     txn: DatabaseTransaction,
     backend: DbBackend,
     buckets: Vec<Bucket>,
-    /// `[[i, start, end, cut], …]`: `cut` is the end of the bucket's part up to `now` (the start if all of it
-    /// lies after `now`).
-    buckets_json: String,
+    /// The first transaction's snapshot, for the second lane (PostgreSQL).
+    snapshot: Option<String>,
+    /// Every bucket, `[[i, start, end, cut], …]`: `cut` is the end of the bucket's part up to `now` (the start
+    /// if all of it lies after `now`).
+    all_buckets: String,
+    /// The even buckets and the odd buckets, in the same form.
+    halves: [String; 2],
 }
 
 impl Report {
@@ -589,72 +648,114 @@ impl Report {
         now: DateTime<Utc>,
     ) -> Result<Self, DbError> {
         let backend = conn.get_database_backend();
-        let txn = match backend {
+        let (txn, snapshot) = match backend {
             DbBackend::Postgres => {
-                let txn = conn
-                    .begin_with_config(
-                        Some(IsolationLevel::RepeatableRead),
-                        Some(AccessMode::ReadOnly),
-                    )
-                    .await?;
-                txn.execute_unprepared("SET LOCAL jit = off").await?;
-                txn
+                let txn = read_only(conn).await?;
+                let snapshot = txn
+                    .query_one_raw(Statement::from_string(
+                        backend,
+                        "SELECT pg_export_snapshot() AS id",
+                    ))
+                    .await?
+                    .map(|row| row.try_get::<String>("", "id"))
+                    .transpose()?;
+                (txn, snapshot)
             }
-            _ => conn.begin().await?,
+            _ => (conn.begin().await?, None),
         };
         // Stored times have microseconds: "ended by now" is "ends before the next microsecond".
         let after_now = crate::stored_time(now) + TimeDelta::microseconds(1);
         let buckets = period.buckets();
-        let list: Vec<serde_json::Value> = buckets
+        let rows: Vec<serde_json::Value> = buckets
             .iter()
             .enumerate()
             .map(|(i, b)| {
                 let cut = after_now.clamp(b.start, b.end);
-                serde_json::json!([i, stored_text(b.start), stored_text(b.end), stored_text(cut)])
+                serde_json::json!([
+                    i,
+                    stored_text(b.start),
+                    stored_text(b.end),
+                    stored_text(cut)
+                ])
             })
             .collect();
+        let half = |parity: usize| {
+            let rows: Vec<&serde_json::Value> = rows.iter().skip(parity).step_by(2).collect();
+            serde_json::json!(rows).to_string()
+        };
         Ok(Self {
+            conn: conn.clone(),
             txn,
             backend,
             buckets,
-            buckets_json: serde_json::Value::Array(list).to_string(),
+            snapshot,
+            halves: [half(0), half(1)],
+            all_buckets: serde_json::Value::Array(rows).to_string(),
         })
     }
 
-    /// Runs `sql` whose only parameter is the bucket list.
-    async fn query(&self, sql: &str) -> Result<Vec<QueryResult>, DbError> {
-        self.query_with(sql, vec![self.buckets_json.clone().into()])
-            .await
-    }
-
-    /// Runs `sql` whose parameters are the bucket list and the list of `keys` (numbered in order).
-    async fn query_keyed(
-        &self,
-        sql: &str,
-        keys: &[(&str, &str)],
-    ) -> Result<Vec<QueryResult>, DbError> {
-        let keys: Vec<serde_json::Value> = keys
-            .iter()
-            .enumerate()
-            .map(|(j, (k1, k2))| serde_json::json!([j, k1, k2]))
-            .collect();
-        self.query_with(
-            sql,
-            vec![
-                self.buckets_json.clone().into(),
-                serde_json::Value::Array(keys).to_string().into(),
-            ],
+    /// Runs `queries`; the rows of each, in order.
+    async fn run(&self, queries: &[Query]) -> Result<Vec<Vec<QueryResult>>, DbError> {
+        let second = match &self.snapshot {
+            Some(snapshot) if self.buckets.len() > 1 => Some(self.second_lane(snapshot).await?),
+            _ => None,
+        };
+        let Some(second) = second else {
+            return self.lane(&self.txn, queries, &self.all_buckets, true).await;
+        };
+        let (mut first, rest) = futures_util::future::try_join(
+            self.lane(&self.txn, queries, &self.halves[0], true),
+            self.lane(&second, queries, &self.halves[1], false),
         )
-        .await
+        .await?;
+        second.commit().await?;
+        for (rows, more) in first.iter_mut().zip(rest) {
+            rows.extend(more);
+        }
+        Ok(first)
     }
 
-    /// Runs `sql`, written with `?` placeholders, with `values`.
-    async fn query_with(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, DbError> {
-        let sql = placeholders(self.backend, sql);
-        Ok(self
-            .txn
-            .query_all_raw(Statement::from_sql_and_values(self.backend, sql, values))
-            .await?)
+    /// A read-only transaction on another connection that reads the same snapshot as the first.
+    async fn second_lane(&self, snapshot: &str) -> Result<DatabaseTransaction, DbError> {
+        if !snapshot.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(DbError::corrupt("analytics", "unexpected snapshot id"));
+        }
+        let txn = read_only(&self.conn).await?;
+        txn.execute_unprepared(&format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            .await?;
+        Ok(txn)
+    }
+
+    /// Runs `queries` one after another in `txn`, the per-bucket ones over `buckets`; the plain ones only if
+    /// `plain` (an empty result otherwise).
+    async fn lane(
+        &self,
+        txn: &DatabaseTransaction,
+        queries: &[Query],
+        buckets: &str,
+        plain: bool,
+    ) -> Result<Vec<Vec<QueryResult>>, DbError> {
+        let mut results = Vec::with_capacity(queries.len());
+        for query in queries {
+            let (sql, values) = match query {
+                Query::PerBucket { sql, keys } => {
+                    let mut values: Vec<Value> = vec![buckets.to_owned().into()];
+                    values.extend(keys.iter().map(|k| Value::from(k.clone())));
+                    (sql, values)
+                }
+                Query::Plain { sql, values } if plain => (sql, values.clone()),
+                Query::Plain { .. } => {
+                    results.push(Vec::new());
+                    continue;
+                }
+            };
+            let sql = placeholders(self.backend, sql);
+            results.push(
+                txn.query_all_raw(Statement::from_sql_and_values(self.backend, sql, values))
+                    .await?,
+            );
+        }
+        Ok(results)
     }
 
     /// Ends the read-only transaction; gives back the buckets.
@@ -662,6 +763,28 @@ impl Report {
         self.txn.commit().await?;
         Ok(self.buckets)
     }
+}
+
+/// A repeatable-read, read-only PostgreSQL transaction without JIT compilation.
+async fn read_only(conn: &DatabaseConnection) -> Result<DatabaseTransaction, DbError> {
+    let txn = conn
+        .begin_with_config(
+            Some(IsolationLevel::RepeatableRead),
+            Some(AccessMode::ReadOnly),
+        )
+        .await?;
+    txn.execute_unprepared("SET LOCAL jit = off").await?;
+    Ok(txn)
+}
+
+/// The key list `[[j, k1, k2], …]` of a keyed report, numbered in order.
+fn keys_json(keys: &[(&str, &str)]) -> String {
+    let rows: Vec<serde_json::Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(j, (k1, k2))| serde_json::json!([j, k1, k2]))
+        .collect();
+    serde_json::Value::Array(rows).to_string()
 }
 
 /// A query with one row per bucket (`i`), or per bucket and key (`i`, `j`) when `keyed`, holding the
