@@ -427,7 +427,7 @@ fn counts(pending: u64, completed: u64, failed: u64, expired: u64, refunded: u64
     json!({
         "pending": pending, "completed": completed, "failed": failed, "expired": expired, "refunded": refunded,
         "total": pending + decided, "succeeded": succeeded, "decided": decided,
-        "success_rate_bps": if decided == 0 { Value::Null } else { json!(succeeded * 10_000 / decided) },
+        "success_rate_bps": (succeeded * 10_000).checked_div(decided).map_or(Value::Null, |bps| json!(bps)),
     })
 }
 
@@ -837,7 +837,7 @@ async fn subscription(
 fn churn(active_at_start: u64, started: u64, churned: u64) -> Value {
     json!({
         "active_at_start": active_at_start, "started": started, "churned": churned,
-        "churn_bps": if active_at_start == 0 { Value::Null } else { json!(churned * 10_000 / active_at_start) },
+        "churn_bps": (churned * 10_000).checked_div(active_at_start).map_or(Value::Null, |bps| json!(bps)),
     })
 }
 
