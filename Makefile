@@ -35,7 +35,7 @@ docs: ## Regenerate docs/openapi.json and docs/rbac.md from the code
 
 openapi: docs ## Alias of `docs`
 
-bench: ## Benchmark the release build (wrk on standalone and PostgreSQL; jobs/s, a 100k-user reconcile; webhook ingest vs pgbench); appends to docs/benchmarks.md (BENCH_ONLY=http|jobs|webhooks)
+bench: ## Benchmark the release build (wrk on standalone and PostgreSQL; jobs/s, a 100k-user reconcile; webhook ingest vs pgbench; analytics reports at 1M customers); appends to docs/benchmarks.md (BENCH_ONLY=http|jobs|webhooks|analytics)
 	bash scripts/bench.sh
 
 services: ## Start local PostgreSQL and Redis if they are down

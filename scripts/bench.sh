@@ -18,10 +18,17 @@
 #               single-row INSERT TPS on the same PostgreSQL server, same client count (target ≥ 50 %). Fails if a
 #               delivery gets a non-2xx answer or takes another path than credit / already completed.
 #
+#   Analytics   the admin analytics reports: cybervpn-api serve on a fresh PostgreSQL database seeded by
+#               scripts/bench/analytics_seed.sql with BENCH_ANALYTICS_CUSTOMERS customers (1.5 payments each,
+#               trials and subscriptions, over two years); BENCH_ANALYTICS_REQUESTS sequential requests to each
+#               report over 30 days by day, a year by week and two years by month: p50 / p95 per report and
+#               period (target p95 ≤ 200 ms), and which indexes the reports used.
+#
 # Environment: BENCH_DURATION (default 20s), BENCH_CONNECTIONS (default 64), BENCH_THREADS (default 2),
 # BENCH_NOOP_JOBS (default 20000), BENCH_PROVISION_JOBS (default 2000), BENCH_RECONCILE_USERS (default 100000),
-# BENCH_WEBHOOK_PAYMENTS (default 100000), BENCH_ONLY (`http`, `jobs` or `webhooks` runs only those
-# benchmarks; default `all`), CARGO (default cargo),
+# BENCH_WEBHOOK_PAYMENTS (default 100000), BENCH_ANALYTICS_CUSTOMERS (default 1000000), BENCH_ANALYTICS_REQUESTS
+# (default 50), BENCH_ONLY (`http`, `jobs`, `webhooks` or `analytics` runs only those benchmarks; default `all`),
+# CARGO (default cargo),
 # CARGO_TARGET_DIR (where the release binaries are built; default ./target).
 set -euo pipefail
 
@@ -39,6 +46,8 @@ NOOP_JOBS="${BENCH_NOOP_JOBS:-20000}"
 PROVISION_JOBS="${BENCH_PROVISION_JOBS:-2000}"
 RECONCILE_USERS="${BENCH_RECONCILE_USERS:-100000}"
 WEBHOOK_PAYMENTS="${BENCH_WEBHOOK_PAYMENTS:-100000}"
+ANALYTICS_CUSTOMERS="${BENCH_ANALYTICS_CUSTOMERS:-1000000}"
+ANALYTICS_REQUESTS="${BENCH_ANALYTICS_REQUESTS:-50}"
 ONLY="${BENCH_ONLY:-all}"
 CARGO="${CARGO:-cargo}"
 # Where cargo puts the release build: CARGO_TARGET_DIR when set (cargo reads it too), else ./target.
@@ -58,11 +67,11 @@ if ! [[ "$NOOP_JOBS" =~ ^[0-9]+$ && "$PROVISION_JOBS" =~ ^[0-9]+$ && "$RECONCILE
   die "BENCH_NOOP_JOBS, BENCH_PROVISION_JOBS and BENCH_RECONCILE_USERS must be numbers (0 skips one)"
 fi
 case "$ONLY" in
-  all | http | jobs | webhooks) ;;
-  *) die "BENCH_ONLY must be http, jobs or webhooks (or all, the default), not ${ONLY}" ;;
+  all | http | jobs | webhooks | analytics) ;;
+  *) die "BENCH_ONLY must be http, jobs, webhooks or analytics (or all, the default), not ${ONLY}" ;;
 esac
 
-# Whether the benchmarks of kind $1 (http, jobs, webhooks) run.
+# Whether the benchmarks of kind $1 (http, jobs, webhooks, analytics) run.
 wants() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
 
 # A wrk duration ("20s", "2m", "1h", "20") in whole seconds; empty if it is not one.
@@ -73,6 +82,13 @@ duration_secs() {
     printf "%d", n * (u == "m" ? 60 : u == "h" ? 3600 : 1)
   }'
 }
+
+if wants analytics; then
+  if ! [[ "$ANALYTICS_CUSTOMERS" =~ ^[0-9]+$ && "$ANALYTICS_REQUESTS" =~ ^[0-9]+$ ]] ||
+    ((ANALYTICS_CUSTOMERS < 1000 || ANALYTICS_REQUESTS < 1)); then
+    die "BENCH_ANALYTICS_CUSTOMERS (${ANALYTICS_CUSTOMERS}) must be a number ≥ 1000 and BENCH_ANALYTICS_REQUESTS (${ANALYTICS_REQUESTS}) ≥ 1"
+  fi
+fi
 
 if wants webhooks; then
   if ! [[ "$WEBHOOK_PAYMENTS" =~ ^[0-9]+$ ]] || ((WEBHOOK_PAYMENTS < 1000)); then
@@ -660,11 +676,128 @@ SQL
   }')")
 }
 
+ANALYTICS_ROWS=()
+ANALYTICS_FACTS=()
+ANALYTICS_VERDICTS=()
+ANALYTICS_NOISE=()
+ANALYTICS_CPU=""
+
+# Nearest-rank percentile $2 (0-100) of the numbers in file $1, one per line.
+percentile() {
+  sort -n "$1" | awk -v q="$2" '{ v[NR] = $1 } END {
+    if (NR == 0) { print "?"; exit }
+    r = int(q * NR / 100); if (r < q * NR / 100) r++; if (r < 1) r = 1
+    printf "%.1f", v[r]
+  }'
+}
+
+# The admin analytics reports (issue 8): each report over 30 days by day, a year by week and two years by month,
+# against two years of a business with ANALYTICS_CUSTOMERS customers. One client, sequential requests: the
+# latency a staff member waits for a dashboard.
+run_analytics() {
+  local db payments started seed_secs facts email password token base to before shares other
+  db="cybervpn_bench_${RUN_ID}_analytics"
+  payments=$((ANALYTICS_CUSTOMERS * 3 / 2))
+  log "analytics: creating database ${db}"
+  create_db "$db"
+  load_auth_env
+  env "${AUTH_ENV[@]}" DATABASE_URL="${PG_URL_BASE}/${db}" CYBERVPN_LOG_LEVEL=warn \
+    "${RELEASE_DIR}"/cybervpn-api migrate >/dev/null 2>&1 || die "cybervpn-api migrate failed on ${db}"
+  log "analytics: seeding $(fmt_int "$ANALYTICS_CUSTOMERS") customers and $(fmt_int "$payments") payments over two years"
+  started="$(date +%s.%N)"
+  psql -q -h 127.0.0.1 -U postgres -d "$db" -v ON_ERROR_STOP=1 -v customers="$ANALYTICS_CUSTOMERS" \
+    -v payments="$payments" -f scripts/bench/analytics_seed.sql >/dev/null
+  seed_secs="$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')"
+  facts="$(psql -h 127.0.0.1 -U postgres -d "$db" -At -F ' ' -c "
+    SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM payments), (SELECT count(*) FROM subscriptions),
+           (SELECT count(*) FROM trials), pg_size_pretty(pg_database_size(current_database()))")"
+  local n_customers n_payments n_subscriptions n_trials size
+  read -r n_customers n_payments n_subscriptions n_trials size <<<"$facts"
+  log "analytics: seeded in ${seed_secs} s: ${n_customers} customers, ${n_payments} payments, ${n_subscriptions} subscriptions, ${n_trials} trials (${size})"
+  ANALYTICS_FACTS+=("$(fmt_int "$n_customers") customers, $(fmt_int "$n_payments") payments, $(fmt_int "$n_subscriptions") subscriptions, $(fmt_int "$n_trials") trials over two years (${size} on disk with indexes; seeded in ${seed_secs} s)")
+
+  # An operator: the lowest role holding `view_analytics`.
+  email="analyst-${RUN_ID}@bench.example.com"
+  password="$(env "${AUTH_ENV[@]}" DATABASE_URL="${PG_URL_BASE}/${db}" CYBERVPN_LOG_LEVEL=warn \
+    "${RELEASE_DIR}"/cybervpn-api admin create --email "$email" --role operator 2>/dev/null)" ||
+    die "could not create the analyst's staff account"
+  PORT="$(free_port)"
+  base="http://127.0.0.1:${PORT}"
+  log "analytics: cybervpn-api (PostgreSQL + Redis) on 127.0.0.1:${PORT}"
+  start_server "${WORK_DIR}/analytics-api.log" \
+    "${AUTH_ENV[@]}" \
+    DATABASE_URL="${PG_URL_BASE}/${db}" \
+    REDIS_URL="$REDIS_URL" \
+    CYBERVPN_REDIS_KEY_PREFIX="$REDIS_PREFIX" \
+    CYBERVPN_API_LISTEN="127.0.0.1:${PORT}" \
+    CYBERVPN_LOG_LEVEL=warn \
+    "${RELEASE_DIR}"/cybervpn-api serve
+  wait_healthy "$base"
+  token="$(curl -fsS --max-time 10 -H 'content-type: application/json' \
+    -d "{\"email\":\"${email}\",\"password\":\"${password}\"}" "${base}/api/v1/admin/auth/login" |
+    sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')"
+  [ -n "$token" ] || die "the analyst could not sign in"
+
+  # Only the reports' own index scans from here on.
+  sleep 1
+  psql -q -h 127.0.0.1 -U postgres -d "$db" -c 'SELECT pg_stat_reset()' >/dev/null
+  to="$(date -u -d tomorrow +%F)"
+  before="$(ingest_cpu_sample)"
+  local report range days granularity from url out codes buckets p50 p95 max
+  for report in revenue payments growth conversions subscriptions; do
+    for range in "30 day" "365 week" "730 month"; do
+      read -r days granularity <<<"$range"
+      from="$(date -u -d "${to} - ${days} days" +%F)"
+      url="${base}/api/v1/admin/analytics/${report}?from=${from}&to=${to}&granularity=${granularity}"
+      out="${WORK_DIR}/analytics-${report}-${days}.txt"
+      for _ in 1 2 3; do
+        curl -fsS -o "${WORK_DIR}/analytics-body.json" --max-time 30 -H "authorization: Bearer ${token}" "$url" ||
+          die "warm-up GET ${url#"$base"} failed"
+      done
+      buckets="$(grep -o '"start":' "${WORK_DIR}/analytics-body.json" | wc -l)"
+      for _ in $(seq 1 "$ANALYTICS_REQUESTS"); do
+        curl -sS -o /dev/null --max-time 30 -w '%{http_code} %{time_total}\n' \
+          -H "authorization: Bearer ${token}" "$url"
+      done >"$out"
+      codes="$(awk '$1 != 200' "$out" | wc -l)"
+      [ "$codes" -eq 0 ] || die "${codes} of the requests to ${url#"$base"} did not answer 200"
+      awk '{ print $2 * 1000 }' "$out" >"${out}.ms"
+      p50="$(percentile "${out}.ms" 50)"
+      p95="$(percentile "${out}.ms" 95)"
+      max="$(percentile "${out}.ms" 100)"
+      log "analytics: ${report} over ${days} days by ${granularity}: p50 ${p50} ms, p95 ${p95} ms, max ${max} ms"
+      ANALYTICS_ROWS+=("| \`GET /api/v1/admin/analytics/${report}\` | ${days} days by ${granularity} (${buckets} buckets) | ${p50} ms | ${p95} ms | ${max} ms | $(awk -v p="$p95" 'BEGIN { print (p <= 200 ? "✅" : "❌") }') |")
+    done
+  done
+  shares="$(ingest_cpu_shares "$before" "$(ingest_cpu_sample)" curl api)"
+  ANALYTICS_CPU="$shares"
+  other="$(sed -n 's/.*other \([0-9]*\)%.*/\1/p' <<<"$shares")"
+  if [ "${other:-0}" -ge 10 ]; then
+    ANALYTICS_NOISE+=("other processes took ${other}% of the machine's CPU during the analytics requests: numbers are noisy")
+  fi
+  stop_server
+
+  # The statistics collector flushes each backend's counters when it goes idle.
+  sleep 1
+  local used
+  used="$(psql -h 127.0.0.1 -U postgres -d "$db" -At -F ' ' -c "
+    SELECT indexrelname, idx_scan FROM pg_stat_user_indexes WHERE idx_scan > 0 AND indexrelname LIKE 'ix\_%' ORDER BY indexrelname" |
+    awk '{ printf "%s`%s` %s", sep, $1, $2; sep = ", " }')"
+  ANALYTICS_FACTS+=("scans of the \`ix_\` indexes during the requests (\`pg_stat_user_indexes.idx_scan\`): ${used:-none}")
+  local misses
+  misses="$(printf '%s\n' "${ANALYTICS_ROWS[@]}" | grep -c '❌' || true)"
+  if [ "$misses" -eq 0 ]; then
+    ANALYTICS_VERDICTS+=("every report and period within p95 ≤ 200 ms ✅")
+  else
+    ANALYTICS_VERDICTS+=("${misses} of ${#ANALYTICS_ROWS[@]} report × period combinations over p95 200 ms ❌")
+  fi
+}
+
 # ------------------------------------------------------------------------------------------------ run
 log "making sure PostgreSQL and Redis are up"
 bash scripts/services.sh
 
-if wants http || wants webhooks; then
+if wants http || wants webhooks || wants analytics; then
   log "building the release binaries"
   bins=(--bin cybervpn-api)
   if wants http; then bins=(--bin cybervpn "${bins[@]}"); fi
@@ -716,6 +849,8 @@ fi
 if wants jobs; then run_jobs; fi
 
 if wants webhooks; then run_webhooks; fi
+
+if wants analytics; then run_analytics; fi
 
 # --------------------------------------------------------------------------------------------- report
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -796,14 +931,24 @@ to `POST /api/v1/webhooks/cryptobot`: the body Crypto Pay sends for a paid fiat 
   `now()` default, i.e. what the server commits when each transaction writes one row. A `CHECKPOINT` precedes
   each of the two loads.
 
-`BENCH_ONLY=http`, `BENCH_ONLY=jobs` or `BENCH_ONLY=webhooks` runs only that part.
+Then the admin analytics reports (`GET /api/v1/admin/analytics/{revenue,payments,growth,conversions,subscriptions}`):
+`cybervpn-api serve` on a fresh PostgreSQL database that `scripts/bench/analytics_seed.sql` fills with two years
+of a growing business — 1,000,000 customers (`BENCH_ANALYTICS_CUSTOMERS`), 1.5 payments per customer in every
+status, 400,000 trials and 600,000 subscriptions — then `VACUUM ANALYZE`. An operator (the lowest role holding
+`view_analytics`) asks each report for the 30 days up to the end of today by day, the last 365 days by week and
+the last 730 days by month: 3 warm-up requests, then 50 (`BENCH_ANALYTICS_REQUESTS`) one after another from one
+client (`curl`, its `time_total`), the latency a staff member waits for a dashboard. The section lists p50, p95
+and the slowest request per report and period, and which indexes the reports used (`pg_stat_user_indexes`).
+
+`BENCH_ONLY=http`, `BENCH_ONLY=jobs`, `BENCH_ONLY=webhooks` or `BENCH_ONLY=analytics` runs only that part.
 
 Targets (on a 2-core machine):
 
 - `GET /api/v1/plans` ≥ 30,000 req/s with p99 ≤ 5 ms;
 - idle RSS of the api ≤ 25 MB;
 - a full reconcile of 100,000 panel users ≤ 60 s;
-- webhook ingest ≥ 50 % of pgbench's single-row INSERT TPS on the same machine.
+- webhook ingest ≥ 50 % of pgbench's single-row INSERT TPS on the same machine;
+- each analytics report p95 ≤ 200 ms at 1,000,000 customers, for every period above.
 
 wrk runs on the same machine as the server, so the numbers are a floor: the load generator takes a
 good share of the CPU. Each section lists how the CPU was shared during each load (server / wrk / other
@@ -856,6 +1001,17 @@ fi
     fi
     if ((${#JOB_NOISE[@]})); then
       for note in "${JOB_NOISE[@]}"; do printf -- '- ⚠️ %s\n' "$note"; done
+    fi
+  fi
+  if ((${#ANALYTICS_ROWS[@]})); then
+    printf '\nAnalytics reports (`cybervpn-api` on a fresh PostgreSQL database seeded by `scripts/bench/analytics_seed.sql`: %s; an operator sends %s requests per row one after another after 3 warm-ups, `curl` time_total; all on these %s cores):\n\n' \
+      "${ANALYTICS_FACTS[0]}" "$ANALYTICS_REQUESTS" "$cores"
+    printf '| report | period | p50 | p95 | max | p95 ≤ 200 ms |\n| --- | --- | ---: | ---: | ---: | :---: |\n'
+    printf '%s\n' "${ANALYTICS_ROWS[@]}"
+    printf '\n- CPU share of the whole machine during the requests (api / PostgreSQL + Redis / curl / other processes / hypervisor steal): %s\n' "$ANALYTICS_CPU"
+    for line in "${ANALYTICS_FACTS[@]:1}" "${ANALYTICS_VERDICTS[@]}"; do printf -- '- %s\n' "$line"; done
+    if ((${#ANALYTICS_NOISE[@]})); then
+      for note in "${ANALYTICS_NOISE[@]}"; do printf -- '- ⚠️ %s\n' "$note"; done
     fi
   fi
   if ((${#WEBHOOK_ROWS[@]})); then

@@ -16,6 +16,7 @@ mod m20261126_000008_staff_telegram;
 mod m20261126_000009_broadcasts;
 mod m20261126_000010_gateway_switches;
 mod m20261126_000011_notice_templates;
+mod m20261126_000013_analytics;
 mod m20261126_000014_revenuecat_events;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000009_broadcasts::Migration),
             Box::new(m20261126_000010_gateway_switches::Migration),
             Box::new(m20261126_000011_notice_templates::Migration),
+            Box::new(m20261126_000013_analytics::Migration),
             Box::new(m20261126_000014_revenuecat_events::Migration),
         ]
     }

@@ -7,7 +7,9 @@
 //! [`store`] records and credits app-store purchases reported by RevenueCat.
 
 use chrono::{DateTime, Utc};
-use cybervpn_db::{Customers, Db, DbError, Payments, Plans, Subscriptions, TransactionTrait};
+use cybervpn_db::{
+    Customers, Db, DbError, Payments, Plans, Subscriptions, TransactionTrait, Trials,
+};
 use cybervpn_domain::{
     DomainError, Money, NoticeKind, Payment, PaymentId, PaymentProvider, PaymentStatus,
     Subscription, SubscriptionStatus, TrafficBytes,
@@ -89,6 +91,10 @@ pub async fn complete_payment(
         return Ok(Completion::AlreadyCompleted);
     }
     let subscription = add_days(&txn, &payment, now).await?;
+    // The customer's first payment after their free trial converts it (for the conversion report).
+    Trials::on(&txn)
+        .mark_converted(payment.customer_id, now)
+        .await?;
     announce(&txn, &payment, &subscription, PaymentEvent::Completed, now).await?;
     txn.commit().await?;
     tracing::info!(payment = %payment.id.as_uuid(), days = payment.days, "payment credited");

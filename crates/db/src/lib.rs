@@ -15,6 +15,11 @@ use sea_orm::{ConnectOptions, DatabaseConnection};
 
 pub use error::DbError;
 pub use repo::{
+    analytics::{
+        Analytics, Churn, ChurnBucket, ConversionBucket, ConversionReport, GrowthBucket,
+        GrowthReport, OutcomesBucket, OutcomesReport, ProviderOutcomes, RevenueBucket, RevenueLine,
+        RevenueReport, StatusCounts, SubscriptionReport, TierCount,
+    },
     audit::{Audit, AuditEntry},
     broadcasts::{Broadcast, Broadcasts, CLAIM_TIMEOUT, NewBroadcast, Recipient, Step},
     customers::{CustomerRecord, CustomerSearch, Customers},
@@ -207,6 +212,11 @@ impl Db {
     /// RevenueCat webhook events already handled.
     pub const fn store_events(&self) -> StoreEvents<'_> {
         StoreEvents::on(&self.conn)
+    }
+
+    /// Business analytics reports.
+    pub const fn analytics(&self) -> Analytics<'_> {
+        Analytics::on(&self.conn)
     }
 
     /// Snapshots of periodically collected data.

@@ -4,6 +4,7 @@
 
 mod macros;
 
+pub mod analytics;
 pub mod broadcast;
 pub mod customer;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod staff;
 pub mod subscription;
 pub mod values;
 
+pub use analytics::{Bucket, Granularity, ReportPeriod, basis_points};
 pub use broadcast::{BroadcastAudience, BroadcastStatus, DeliveryOutcome};
 pub use customer::{Customer, CustomerStatus, NewCustomer};
 pub use error::{DomainError, ErrorCode};

@@ -48,6 +48,7 @@ impl StaffRole {
                 ManageCustomers,
                 ManageSubscriptions,
                 ViewPayments,
+                ViewAnalytics,
             ],
             Self::Admin => &[
                 ViewCustomers,
@@ -67,6 +68,7 @@ impl StaffRole {
                 ManagePromoCodes,
                 SendBroadcasts,
                 ManageTemplates,
+                ViewAnalytics,
             ],
             Self::SuperAdmin => Permission::ALL,
         }
@@ -123,6 +125,8 @@ string_enum! {
         SendBroadcasts => "send_broadcasts",
         /// Reword the notices sent to customers.
         ManageTemplates => "manage_templates",
+        /// Read business analytics: revenue, payment outcomes, growth, conversions, churn.
+        ViewAnalytics => "view_analytics",
     }
 }
 
@@ -160,6 +164,18 @@ mod permission_tests {
             assert!(higher.permissions().len() > lower.permissions().len());
         }
         assert_eq!(StaffRole::SuperAdmin.permissions(), Permission::ALL);
+    }
+
+    #[test]
+    fn business_analytics_are_for_operators_and_above() {
+        // Company-wide money figures: support sees single payments to help customers, not the totals.
+        for role in StaffRole::ALL {
+            assert_eq!(
+                role.can(Permission::ViewAnalytics),
+                role.at_least(StaffRole::Operator),
+                "{role}"
+            );
+        }
     }
 
     #[test]

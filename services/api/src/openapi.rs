@@ -27,6 +27,7 @@ use utoipa_actix_web::AppExt;
         (name = "payments", description = "Paying for a plan through CryptoBot, Stripe, YooKassa or Telegram Stars"),
         (name = "webhooks", description = "Signed notifications from the panel and the payment gateways"),
         (name = "admin", description = "Staff routes; each requires the permission named in its security scope"),
+        (name = "analytics", description = "Business analytics for staff (`view_analytics`): revenue, payment outcomes, growth, trial conversions and churn per UTC day, week or month"),
         (name = "websockets", description = "Live staff views: a single-use ticket, then node status, queue depth, payments, sign-ups and incidents as they happen"),
     ),
     components(schemas(crate::error::Problem)),

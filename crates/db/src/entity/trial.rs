@@ -13,6 +13,8 @@ pub struct Model {
     pub subscription_id: Uuid,
     pub activated_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
+    /// When the customer's first payment after the trial's start was credited.
+    pub converted_at: Option<DateTimeUtc>,
 }
 
 /// Relations (joins are written explicitly in repositories).

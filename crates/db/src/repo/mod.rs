@@ -1,5 +1,6 @@
 //! Repositories: one per aggregate, each borrowing the connection and returning domain types.
 
+pub(crate) mod analytics;
 pub(crate) mod audit;
 pub(crate) mod broadcasts;
 pub(crate) mod customers;

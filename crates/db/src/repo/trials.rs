@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use cybervpn_domain::{CustomerId, SubscriptionId, TelegramId};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter,
+    PaginatorTrait, QueryFilter, sea_query::Expr,
 };
 
 use crate::{
@@ -46,10 +46,29 @@ impl<'a, C: ConnectionTrait> Trials<'a, C> {
             subscription_id: Set(trial.subscription_id.as_uuid()),
             activated_at: Set(crate::stored_time(trial.activated_at)),
             expires_at: Set(crate::stored_time(trial.expires_at)),
+            converted_at: Set(None),
         })
         .exec_without_returning(self.conn)
         .await?;
         Ok(())
+    }
+
+    /// Records that the customer paid at `at`: their trial, if they took one before `at` and it has not
+    /// converted yet, converted then. True if this payment converted it; idempotent.
+    pub async fn mark_converted(
+        &self,
+        customer: CustomerId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let at = crate::stored_time(at);
+        let result = Entity::update_many()
+            .col_expr(Column::ConvertedAt, Expr::value(at))
+            .filter(Column::CustomerId.eq(customer.as_uuid()))
+            .filter(Column::ConvertedAt.is_null())
+            .filter(Column::ActivatedAt.lte(at))
+            .exec(self.conn)
+            .await?;
+        Ok(result.rows_affected == 1)
     }
 
     /// The customer's trial, if they took one.

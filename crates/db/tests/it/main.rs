@@ -725,3 +725,143 @@ async fn broadcasts_reach_their_audience_once_and_settle_dead_claims(backend: Ba
     assert_eq!(broadcast.sent, 1);
     assert!(!repo.cancel(draft.id, later).await.unwrap(), "already over");
 }
+
+on_both_backends!(analytics_migration_backfills_conversions_and_runs_again);
+
+/// Migration 013 fills `trials.converted_at` for trials whose customer paid after them (and only those), and
+/// applies again cleanly after an interruption that left its column and indexes behind.
+async fn analytics_migration_backfills_conversions_and_runs_again(backend: Backend) {
+    use cybervpn_db::{ConnectionTrait, Trial, Trials};
+    use cybervpn_domain::{Subscription, TrafficLimit};
+    use cybervpn_migrations::{Migrator, MigratorTrait};
+
+    let (_guard, db) = open(backend).await;
+    let at = |text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let mut trial_of = Vec::new();
+    for (n, (activated, paid)) in [
+        // Paid twice after the trial: converted at the first.
+        (
+            "2025-01-06T08:00:00Z",
+            vec!["2025-01-20T10:00:00Z", "2025-02-20T10:00:00Z"],
+        ),
+        // Paid only before the trial.
+        ("2025-01-07T08:00:00Z", vec!["2024-12-20T10:00:00Z"]),
+        // Never paid.
+        ("2025-01-08T08:00:00Z", vec![]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let customer = db
+            .customers()
+            .create(
+                new_customer(Some(&format!("trial{n}@example.com")), None),
+                at("2025-01-01T00:00:00Z"),
+            )
+            .await
+            .unwrap();
+        let subscription = Subscription::start(
+            customer.id,
+            None,
+            3,
+            TrafficLimit::Unlimited,
+            None,
+            at(activated),
+        )
+        .unwrap();
+        db.subscriptions().create(&subscription).await.unwrap();
+        Trials::on(db.conn())
+            .record(&Trial {
+                customer_id: customer.id,
+                telegram_id: None,
+                subscription_id: subscription.id,
+                activated_at: at(activated),
+                expires_at: subscription.expires_at,
+            })
+            .await
+            .unwrap();
+        for paid in paid {
+            db.payments()
+                .create(Payment {
+                    id: PaymentId::new(),
+                    customer_id: customer.id,
+                    plan_id: None,
+                    amount: Money::new(499, Currency::Usd).unwrap(),
+                    status: PaymentStatus::Completed,
+                    provider: PaymentProvider::Stripe,
+                    provider_payment_id: None,
+                    days: 30,
+                    invoice_url: None,
+                    expires_at: None,
+                    completed_at: Some(at(paid)),
+                    review_reason: None,
+                    promo_code_id: None,
+                    refunded_at: None,
+                    refund_reason: None,
+                    created_at: at(paid),
+                    updated_at: at(paid),
+                })
+                .await
+                .unwrap();
+        }
+        trial_of.push(customer.id);
+    }
+    let converted = || async {
+        let mut rows = entity::trial::Entity::find().all(db.conn()).await.unwrap();
+        rows.sort_by_key(|t| t.activated_at);
+        rows.into_iter().map(|t| t.converted_at).collect::<Vec<_>>()
+    };
+    let expected = vec![Some(at("2025-01-20T10:00:00Z")), None, None];
+
+    // Rows written before the migration: it fills them in.
+    Migrator::down(db.conn(), Some(1)).await.unwrap();
+    Migrator::up(db.conn(), None).await.unwrap();
+    assert_eq!(converted().await, expected);
+
+    // Interrupted after its work but before it was recorded: it runs again over its own column and indexes.
+    db.conn()
+        .execute_unprepared(
+            "DELETE FROM seaql_migrations WHERE version = 'm20261126_000013_analytics'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(db.pending_migrations().await.unwrap().len(), 1);
+    Migrator::up(db.conn(), None).await.unwrap();
+    assert!(db.pending_migrations().await.unwrap().is_empty());
+    assert_eq!(converted().await, expected);
+
+    // From now on the completion path keeps it: a later payment never moves it, the first one sets it.
+    let trials = Trials::on(db.conn());
+    assert!(
+        !trials
+            .mark_converted(trial_of[0], at("2025-03-01T00:00:00Z"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !trials
+            .mark_converted(trial_of[2], at("2025-01-08T07:59:59Z"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        trials
+            .mark_converted(trial_of[2], at("2025-01-09T00:00:00Z"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !trials
+            .mark_converted(trial_of[2], at("2025-01-10T00:00:00Z"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        converted().await,
+        vec![expected[0], None, Some(at("2025-01-09T00:00:00Z"))]
+    );
+}

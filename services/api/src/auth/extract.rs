@@ -68,6 +68,7 @@ pub(crate) mod perm {
         ViewPayments,
         ManagePayments,
         ManagePromoCodes,
+        ViewAnalytics,
     );
 
     /// Any active staff member.

@@ -7,6 +7,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::error::ApiError;
 
 pub(crate) mod admin_auth;
+pub(crate) mod analytics;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod customer_subscriptions;
@@ -100,6 +101,11 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(payments_admin::list_payments)
                 .service(payments_admin::get_payment_admin)
                 .service(payments_admin::refund_payment_admin)
+                .service(analytics::revenue)
+                .service(analytics::payments)
+                .service(analytics::growth)
+                .service(analytics::conversions)
+                .service(analytics::subscriptions)
                 .service(webhooks::remnawave_webhook)
                 .service(payments::cryptobot_webhook)
                 .service(payments::stripe_webhook)

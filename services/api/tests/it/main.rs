@@ -6,6 +6,7 @@
 )]
 
 mod admin;
+mod analytics;
 mod auth;
 mod errors;
 mod grpc;
