@@ -17,6 +17,7 @@ mod m20261126_000009_broadcasts;
 mod m20261126_000010_gateway_switches;
 mod m20261126_000011_notice_templates;
 mod m20261126_000014_revenuecat_events;
+mod m20261126_000015_devices;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000010_gateway_switches::Migration),
             Box::new(m20261126_000011_notice_templates::Migration),
             Box::new(m20261126_000014_revenuecat_events::Migration),
+            Box::new(m20261126_000015_devices::Migration),
         ]
     }
 }

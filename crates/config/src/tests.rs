@@ -239,6 +239,8 @@ fn full_config() -> Config {
     full.telemetry.otlp_endpoint = Some(String::new());
     full.telemetry.service_name = Some(String::new());
     full.backup.dir = Some(std::path::PathBuf::new());
+    full.push.fcm_project_id = Some(String::new());
+    full.push.fcm_service_account_json = secret();
     full
 }
 
