@@ -7,6 +7,7 @@
 
 mod admin;
 mod auth;
+mod devices;
 mod errors;
 mod grpc;
 mod health;
