@@ -147,8 +147,14 @@ impl Fcm {
     pub fn new(config: &FcmConfig) -> Result<Self, PushError> {
         let account: ServiceAccount =
             serde_json::from_str(&config.service_account_json).map_err(|err| {
-                // serde's message names the missing field or the position, never the value.
-                PushError::ServiceAccount(format!("not a service account key: {err}"))
+                // Only where it broke: serde's message may quote a value, and this JSON holds a private key.
+                PushError::ServiceAccount(format!(
+                    "not a service account key ({:?} error at line {} column {}; it needs client_email, \
+                     private_key and token_uri)",
+                    err.classify(),
+                    err.line(),
+                    err.column()
+                ))
             })?;
         let der = pem_der(&account.private_key)?;
         let key = RsaKeyPair::from_pkcs8(&der).map_err(|_| {
@@ -367,6 +373,11 @@ mod tests {
         };
         let err = Fcm::new(&config("{\"client_email\":\"a@b\"}")).unwrap_err();
         assert!(matches!(err, PushError::ServiceAccount(_)));
+        let err = Fcm::new(&config(
+            r#"{"client_email":"a@b","token_uri":"http://x","private_key":7,"k":"c2VjcmV0"}"#,
+        ))
+        .unwrap_err();
+        assert!(!err.to_string().contains("c2VjcmV0"), "{err}");
         let err = Fcm::new(&config(
             r#"{"client_email":"a@b","token_uri":"http://x","private_key":"-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n"}"#,
         ))

@@ -61,6 +61,7 @@ impl From<&Device> for DeviceView {
         (status = 201, description = "A new device", body = DeviceView),
         (status = 200, description = "The token was known; the device is now the caller's", body = DeviceView),
         (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same new token was being registered at the same moment; retry", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown platform, or an empty or too long token", body = Problem, content_type = "application/problem+json"),
     )
 )]
