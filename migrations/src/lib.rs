@@ -18,6 +18,7 @@ mod m20261126_000010_gateway_switches;
 mod m20261126_000011_notice_templates;
 mod m20261126_000013_analytics;
 mod m20261126_000014_revenuecat_events;
+mod m20261126_000015_devices;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000011_notice_templates::Migration),
             Box::new(m20261126_000013_analytics::Migration),
             Box::new(m20261126_000014_revenuecat_events::Migration),
+            Box::new(m20261126_000015_devices::Migration),
         ]
     }
 }

@@ -43,6 +43,9 @@ pub(crate) const STRING_KEYS: &[&str] = &[
     "bot.username",
     "backup.dir",
     "backup.pg_dump",
+    "push.fcm_project_id",
+    "push.fcm_service_account_json",
+    "push.fcm_api_url",
 ];
 
 /// Sections whose keys may be set as `CYBERVPN_<SECTION>_<KEY>`.
@@ -63,6 +66,7 @@ const SECTIONS: &[&str] = &[
     "grpc",
     "bot",
     "backup",
+    "push",
 ];
 
 /// Environment variables mapped onto configuration keys.

@@ -81,6 +81,8 @@ pub struct Config {
     pub bot: BotConfig,
     /// Daily database backups.
     pub backup: BackupConfig,
+    /// Push notifications to customer devices through Firebase Cloud Messaging.
+    pub push: PushConfig,
 }
 
 impl Default for Config {
@@ -103,7 +105,61 @@ impl Default for Config {
             grpc: GrpcConfig::default(),
             bot: BotConfig::default(),
             backup: BackupConfig::default(),
+            push: PushConfig::default(),
         }
+    }
+}
+
+/// Firebase Cloud Messaging (HTTP v1); push is off unless the project id and the service account are set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// The Firebase project id. Unset disables push.
+    pub fcm_project_id: Option<String>,
+    /// The service account's JSON key file contents (`client_email`, `private_key`, `token_uri`).
+    pub fcm_service_account_json: Option<Secret<String>>,
+    /// FCM API base URL.
+    pub fcm_api_url: String,
+}
+
+/// Where FCM's HTTP v1 API lives.
+pub const FCM_API_URL: &str = "https://fcm.googleapis.com";
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            fcm_project_id: None,
+            fcm_service_account_json: None,
+            fcm_api_url: FCM_API_URL.to_owned(),
+        }
+    }
+}
+
+impl PushConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if !(self.fcm_api_url.starts_with("https://") || self.fcm_api_url.starts_with("http://")) {
+            return invalid("push.fcm_api_url", "must start with https:// or http://");
+        }
+        if self.fcm_project_id.is_some() != self.fcm_service_account_json.is_some() {
+            return invalid(
+                "push.fcm_service_account_json",
+                "push.fcm_project_id and push.fcm_service_account_json must be set together",
+            );
+        }
+        if self
+            .fcm_project_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return invalid("push.fcm_project_id", "must not be empty");
+        }
+        Ok(())
     }
 }
 
@@ -888,6 +944,7 @@ impl Config {
         self.remnawave.validate()?;
         self.scheduler.validate()?;
         self.payments.validate()?;
+        self.push.validate()?;
         if !(60..=2_678_400).contains(&self.telegram.auth_max_age_secs) {
             return invalid(
                 "telegram.auth_max_age_secs",

@@ -239,6 +239,8 @@ fn full_config() -> Config {
     full.telemetry.otlp_endpoint = Some(String::new());
     full.telemetry.service_name = Some(String::new());
     full.backup.dir = Some(std::path::PathBuf::new());
+    full.push.fcm_project_id = Some(String::new());
+    full.push.fcm_service_account_json = secret();
     full
 }
 
@@ -691,6 +693,56 @@ fn revenuecat_and_telegram_sign_in_rules_are_enforced() {
         (
             vec![("CYBERVPN_TELEGRAM_AUTH_MAX_AGE_SECS", "0")],
             "telegram.auth_max_age_secs",
+        ),
+    ] {
+        let loaded = Config::load(None, env(&vars));
+        assert!(
+            matches!(&loaded, Err(ConfigError::Invalid { key: k, .. }) if *k == key),
+            "{loaded:?}"
+        );
+    }
+}
+
+#[test]
+fn push_settings_come_from_the_environment_and_go_together() {
+    let account = r#"{"client_email":"push@p.iam.gserviceaccount.com","private_key":"-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n","token_uri":"https://oauth2.googleapis.com/token"}"#;
+    let config = Config::load(
+        None,
+        env(&[
+            ("CYBERVPN_PUSH_FCM_PROJECT_ID", "cybervpn-app"),
+            ("CYBERVPN_PUSH_FCM_SERVICE_ACCOUNT_JSON", account),
+            ("CYBERVPN_PUSH_FCM_API_URL", "http://127.0.0.1:9"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(config.push.fcm_project_id.as_deref(), Some("cybervpn-app"));
+    assert_eq!(
+        config
+            .push
+            .fcm_service_account_json
+            .as_ref()
+            .map(|s| s.expose().as_str()),
+        Some(account)
+    );
+    assert_eq!(config.push.fcm_api_url, "http://127.0.0.1:9");
+    assert!(!format!("{config:?}").contains("PRIVATE KEY"), "redacted");
+    assert_eq!(
+        Config::default().push.fcm_api_url,
+        "https://fcm.googleapis.com"
+    );
+
+    for (vars, key) in [
+        (
+            vec![("CYBERVPN_PUSH_FCM_PROJECT_ID", "cybervpn-app")],
+            "push.fcm_service_account_json",
+        ),
+        (
+            vec![("CYBERVPN_PUSH_FCM_SERVICE_ACCOUNT_JSON", account)],
+            "push.fcm_service_account_json",
+        ),
+        (
+            vec![("CYBERVPN_PUSH_FCM_API_URL", "fcm.googleapis.com")],
+            "push.fcm_api_url",
         ),
     ] {
         let loaded = Config::load(None, env(&vars));

@@ -42,6 +42,11 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
     ),
     ("uq_plans_code", "plans.code", "plan with this code"),
     (
+        "uq_devices_token",
+        "devices.token",
+        "device with this token",
+    ),
+    (
         "uq_payments_provider_payment",
         "payments.provider, payments.provider_payment_id",
         "payment with this provider payment id",

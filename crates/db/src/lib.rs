@@ -24,6 +24,7 @@ pub use repo::{
     broadcasts::{Broadcast, Broadcasts, CLAIM_TIMEOUT, NewBroadcast, Recipient, Step},
     customers::{CustomerRecord, CustomerSearch, Customers},
     dashboard::{Dashboard, GatewayRevenue, Revenue},
+    devices::{Device, DevicePlatform, Devices, MAX_DEVICES, Registration},
     gateway_switches::GatewaySwitches,
     notice_templates::NoticeTemplates,
     notifications::{Audience, Notification, Notifications},
@@ -192,6 +193,11 @@ impl Db {
     /// Servers (panel nodes).
     pub const fn servers(&self) -> Servers<'_> {
         Servers::on(&self.conn)
+    }
+
+    /// Customer devices that receive push notifications.
+    pub const fn devices(&self) -> Devices<'_> {
+        Devices::on(&self.conn)
     }
 
     /// Notifications.

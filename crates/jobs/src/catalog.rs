@@ -75,6 +75,22 @@ impl Job for DeliverNotification {
     };
 }
 
+/// Push a recorded customer notification to each of the customer's devices through FCM (run by the worker).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushNotification {
+    /// The notification's id.
+    pub notification_id: Uuid,
+}
+
+impl Job for PushNotification {
+    const NAME: &'static str = "push_notification";
+    const RETRY: RetryPolicy = RetryPolicy {
+        max_attempts: 6,
+        base_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(600),
+    };
+}
+
 /// Deliver a confirmed broadcast, one recipient at a time, paced under Telegram's limits (run by the bot).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendBroadcast {
@@ -185,6 +201,7 @@ pub const NAMES: &[&str] = &[
     ProvisionSubscription::NAME,
     PanelUserAction::NAME,
     DeliverNotification::NAME,
+    PushNotification::NAME,
     SendBroadcast::NAME,
     DeliverBackup::NAME,
     NodeSync::NAME,
@@ -218,6 +235,7 @@ pub async fn push_named(
         }
         PanelUserAction::NAME => queue.push(&decode::<PanelUserAction>(payload)?).await?,
         DeliverNotification::NAME => queue.push(&decode::<DeliverNotification>(payload)?).await?,
+        PushNotification::NAME => queue.push(&decode::<PushNotification>(payload)?).await?,
         SendBroadcast::NAME => queue.push(&decode::<SendBroadcast>(payload)?).await?,
         DeliverBackup::NAME => queue.push(&decode::<DeliverBackup>(payload)?).await?,
         _ => return Ok(None),

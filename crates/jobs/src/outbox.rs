@@ -7,7 +7,10 @@ use cybervpn_db::{
 use cybervpn_domain::{CustomerId, NoticeKind, notice};
 use uuid::Uuid;
 
-use crate::{Job, catalog::DeliverNotification};
+use crate::{
+    Job,
+    catalog::{DeliverNotification, PushNotification},
+};
 
 /// Records `job` in the outbox of `txn`; it reaches the queue once the transaction commits, carrying the trace
 /// of the current span.
@@ -31,11 +34,25 @@ pub async fn notify_in(
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, DbError> {
+    Ok(record(txn, dedup_key, audience, kind, body, now)
+        .await?
+        .is_some())
+}
+
+/// Records a notification and its delivery job unless `dedup_key` was used before; its id if new.
+async fn record(
+    txn: &DatabaseTransaction,
+    dedup_key: &str,
+    audience: Audience,
+    kind: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Uuid>, DbError> {
     let Some(id) = Notifications::on(txn)
         .record_once(dedup_key, audience, kind, body, now)
         .await?
     else {
-        return Ok(false);
+        return Ok(None);
     };
     enqueue(
         txn,
@@ -45,11 +62,12 @@ pub async fn notify_in(
         now,
     )
     .await?;
-    Ok(true)
+    Ok(Some(id))
 }
 
 /// Records the customer notice `kind` in the customer's language (staff's wording, else the built-in text),
-/// filled in with `values`, unless `dedup_key` was used before; true if new.
+/// filled in with `values`, unless `dedup_key` was used before, with its Telegram delivery and its push to the
+/// customer's devices; true if new.
 pub async fn notify_customer_in(
     txn: &DatabaseTransaction,
     dedup_key: &str,
@@ -60,7 +78,7 @@ pub async fn notify_customer_in(
 ) -> Result<bool, DbError> {
     let language = Customers::on(txn).get(customer).await?.language;
     let template = NoticeTemplates::on(txn).text(kind, language).await?;
-    notify_in(
+    let Some(id) = record(
         txn,
         dedup_key,
         Audience::Customer(customer),
@@ -68,5 +86,17 @@ pub async fn notify_customer_in(
         &notice::render(&template, values),
         now,
     )
-    .await
+    .await?
+    else {
+        return Ok(false);
+    };
+    enqueue(
+        txn,
+        &PushNotification {
+            notification_id: id,
+        },
+        now,
+    )
+    .await?;
+    Ok(true)
 }

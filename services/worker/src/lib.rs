@@ -11,6 +11,7 @@ mod notify;
 mod payments;
 mod periodic;
 mod provision;
+mod push;
 mod relay;
 mod runtime;
 

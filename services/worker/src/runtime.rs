@@ -11,7 +11,8 @@ use cybervpn_jobs::{
     catalog::{
         BandwidthStats, DatabaseBackup, DisableExpired, ExpiryReminders, FullReconcile,
         MonthlyTrafficReset, NodeHealthCheck, NodeSync, PanelUserAction, PaymentsSweep,
-        ProvisionSubscription, ServerConfigs, ServerGeolocation, UserTrafficStats,
+        ProvisionSubscription, PushNotification, ServerConfigs, ServerGeolocation,
+        UserTrafficStats,
     },
 };
 use cybervpn_kv::{Kv, Store};
@@ -20,7 +21,7 @@ use cybervpn_telemetry::Metrics;
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
-use crate::{actions, backup, payments, periodic, provision, relay};
+use crate::{actions, backup, payments, periodic, provision, push, relay};
 
 /// What every job handler works with; cheap to clone.
 #[derive(Clone)]
@@ -35,6 +36,8 @@ pub struct Services {
     pub panel: Option<Panel>,
     /// CryptoBot, to find paid invoices whose webhook was missed; `None` without a token.
     pub cryptobot: Option<cybervpn_payments::cryptobot::CryptoBot>,
+    /// Firebase Cloud Messaging; `None` when `[push]` is not configured.
+    pub fcm: Option<cybervpn_push::Fcm>,
     /// The configuration.
     pub config: Arc<Config>,
     pub(crate) backup_metrics: backup::BackupMetrics,
@@ -81,6 +84,21 @@ impl Services {
             }
             None => None,
         };
+        let fcm = match (
+            &config.push.fcm_project_id,
+            &config.push.fcm_service_account_json,
+        ) {
+            (Some(project_id), Some(account)) => Some(
+                cybervpn_push::Fcm::new(&cybervpn_push::FcmConfig {
+                    project_id: project_id.clone(),
+                    service_account_json: account.expose().clone(),
+                    api_url: config.push.fcm_api_url.clone(),
+                    timeout: Duration::from_secs(10),
+                })
+                .context("fcm client")?,
+            ),
+            _ => None,
+        };
         let backup_metrics =
             backup::BackupMetrics::register(metrics.registry(), &config.backup_dir())
                 .context("backup metrics")?;
@@ -90,6 +108,7 @@ impl Services {
             store,
             panel,
             cryptobot,
+            fcm,
             config,
             backup_metrics,
             squads: Arc::default(),
@@ -178,6 +197,13 @@ pub fn register(worker: Worker, services: &Services) -> Worker {
         worker.handle(n, move |job: PanelUserAction, _| {
             let services = services.clone();
             async move { actions::run(&services, &job).await }
+        })
+    };
+    let worker = {
+        let services = services.clone();
+        worker.handle(n, move |job: PushNotification, _| {
+            let services = services.clone();
+            async move { push::push(&services, &job).await }
         })
     };
     let worker = {

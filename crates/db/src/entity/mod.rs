@@ -9,6 +9,7 @@ pub mod backup_code;
 pub mod broadcast;
 pub mod broadcast_recipient;
 pub mod customer;
+pub mod device;
 pub mod gateway_switch;
 pub mod notice_template;
 pub mod notification;

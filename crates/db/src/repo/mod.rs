@@ -5,6 +5,7 @@ pub(crate) mod audit;
 pub(crate) mod broadcasts;
 pub(crate) mod customers;
 pub(crate) mod dashboard;
+pub(crate) mod devices;
 pub(crate) mod gateway_switches;
 pub(crate) mod notice_templates;
 pub(crate) mod notifications;

@@ -11,6 +11,7 @@ pub(crate) mod analytics;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod customer_subscriptions;
+pub(crate) mod devices;
 pub(crate) mod health;
 pub(crate) mod operations;
 pub(crate) mod payments;
@@ -49,6 +50,9 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(trial::activate_trial)
                 .service(trial::trial_status)
                 .service(referral::my_referral)
+                .service(devices::register_device)
+                .service(devices::list_devices)
+                .service(devices::delete_device)
                 .service(customer_subscriptions::list_my_subscriptions)
                 .service(customer_subscriptions::start_purchase)
                 .service(customer_subscriptions::subscription_config)

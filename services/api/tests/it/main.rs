@@ -8,6 +8,7 @@
 mod admin;
 mod analytics;
 mod auth;
+mod devices;
 mod errors;
 mod grpc;
 mod health;

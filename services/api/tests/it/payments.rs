@@ -249,7 +249,11 @@ async fn cryptobot_payment_completes_once_through_its_webhook(backend: Backend) 
     assert_eq!(days_left(&app, customer).await, Some(30));
     assert_eq!(
         jobs(&app.outbox().await),
-        ["deliver_notification", "provision_subscription"]
+        [
+            "deliver_notification",
+            "provision_subscription",
+            "push_notification"
+        ]
     );
 
     // The same update again: nothing more.
@@ -262,7 +266,7 @@ async fn cryptobot_payment_completes_once_through_its_webhook(backend: Backend) 
         200
     );
     assert_eq!(days_left(&app, customer).await, Some(30), "no double days");
-    assert_eq!(app.outbox().await.len(), 2);
+    assert_eq!(app.outbox().await.len(), 3);
     assert_eq!(received(&app, "cryptobot", "applied").await, 1);
     assert_eq!(received(&app, "cryptobot", "duplicate").await, 1);
     let completed = json_body(
@@ -321,7 +325,11 @@ async fn stripe_payment_completes_once_through_its_webhook(backend: Backend) {
     );
     assert_eq!(
         jobs(&app.outbox().await),
-        ["deliver_notification", "provision_subscription"]
+        [
+            "deliver_notification",
+            "provision_subscription",
+            "push_notification"
+        ]
     );
     app.stop().await;
 }
@@ -376,7 +384,7 @@ async fn yookassa_payment_completes_after_refetch_from_its_networks(backend: Bac
         PaymentStatus::Completed
     );
     assert_eq!(days_left(&app, customer).await, Some(30));
-    assert_eq!(app.outbox().await.len(), 2);
+    assert_eq!(app.outbox().await.len(), 3);
 
     // From outside YooKassa's networks: refused.
     let default_networks = app

@@ -227,7 +227,14 @@ async fn a_purchase_is_credited_once_per_event_and_per_transaction(backend: Back
     // The same completion path as the other gateways: the panel update and the customer's notice.
     let mut jobs: Vec<String> = app.outbox().await.into_iter().map(|m| m.job).collect();
     jobs.sort();
-    assert_eq!(jobs, ["deliver_notification", "provision_subscription"]);
+    assert_eq!(
+        jobs,
+        [
+            "deliver_notification",
+            "provision_subscription",
+            "push_notification"
+        ]
+    );
     assert_eq!(received(&app, "revenuecat", "applied").await, 1);
 
     // Delivered again (RevenueCat retries with the same id): nothing more.
@@ -247,7 +254,7 @@ async fn a_purchase_is_credited_once_per_event_and_per_transaction(backend: Back
     assert_eq!(days_left(&app, customer).await, Some(30));
     assert_eq!(
         app.outbox().await.len(),
-        2,
+        3,
         "no more panel updates or notices"
     );
     assert_eq!(received(&app, "revenuecat", "duplicate").await, 2);
@@ -279,7 +286,7 @@ async fn a_purchase_is_credited_once_per_event_and_per_transaction(backend: Back
     deliver(&app, &renewal).await;
     assert_eq!(store_payments(&app, customer).await.len(), 2);
     assert_eq!(days_left(&app, customer).await, Some(60));
-    assert_eq!(app.outbox().await.len(), 4);
+    assert_eq!(app.outbox().await.len(), 6);
 
     // Staff see it with the other payments.
     let staff = app.staff_token(StaffRole::Admin).await;
@@ -414,7 +421,14 @@ async fn a_store_refund_takes_the_days_back_once(backend: Backend) {
         .map(|m| m.job.clone())
         .collect();
     jobs.sort();
-    assert_eq!(jobs, ["deliver_notification", "provision_subscription"]);
+    assert_eq!(
+        jobs,
+        [
+            "deliver_notification",
+            "provision_subscription",
+            "push_notification"
+        ]
+    );
 
     // Delivered again, or reported in another event: refunded once.
     deliver(&app, &refund).await;
@@ -429,7 +443,7 @@ async fn a_store_refund_takes_the_days_back_once(backend: Backend) {
     )
     .await;
     assert_eq!(days_left(&app, customer).await, Some(30));
-    assert_eq!(app.outbox().await.len(), before + 2);
+    assert_eq!(app.outbox().await.len(), before + 3);
     assert_eq!(received(&app, "revenuecat", "refunded").await, 1);
 
     // A refund of a transaction that credited nothing here: set aside for staff.

@@ -268,12 +268,13 @@ async fn a_limited_panel_user_limits_the_subscription_and_notifies_once(backend:
         .iter()
         .map(|m| (m.job.as_str(), &m.payload))
         .collect();
+    let notice = json!({ "notification_id": notifications[0].id });
     assert_eq!(
         jobs,
-        [(
-            "deliver_notification",
-            &json!({ "notification_id": notifications[0].id })
-        )]
+        [
+            ("deliver_notification", &notice),
+            ("push_notification", &notice)
+        ]
     );
 
     // A traffic reset on the panel lifts the limit here too and provisions the result.
@@ -297,9 +298,9 @@ async fn a_limited_panel_user_limits_the_subscription_and_notifies_once(backend:
     assert_eq!(reset.status, SubscriptionStatus::Active);
     assert_eq!(reset.traffic_used, TrafficBytes::ZERO);
     let outbox = app.outbox().await;
-    assert_eq!(outbox.len(), 2);
+    assert_eq!(outbox.len(), 3);
     assert_eq!(
-        (outbox[1].job.as_str(), &outbox[1].payload),
+        (outbox[2].job.as_str(), &outbox[2].payload),
         (
             "provision_subscription",
             &json!({ "subscription_id": subscription.id.as_uuid() })

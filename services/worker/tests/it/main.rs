@@ -6,4 +6,5 @@ mod backup;
 mod payments;
 mod periodic;
 mod provisioning;
+mod push;
 mod rig;
