@@ -109,7 +109,11 @@ async fn a_payment_is_credited_exactly_once(backend: Backend) {
     assert!(stored.completed_at.is_some());
     assert_eq!(
         outbox_jobs(&db).await,
-        ["provision_subscription", "deliver_notification"]
+        [
+            "provision_subscription",
+            "deliver_notification",
+            "push_notification"
+        ]
     );
 
     // The webhook again, later: nothing changes.
@@ -119,7 +123,7 @@ async fn a_payment_is_credited_exactly_once(backend: Backend) {
     assert_eq!(again, Completion::AlreadyCompleted);
     let current = db.subscriptions().current_for(who).await.unwrap().unwrap();
     assert_eq!(current.expires_at, subscription.expires_at);
-    assert_eq!(outbox_jobs(&db).await.len(), 2);
+    assert_eq!(outbox_jobs(&db).await.len(), 3);
 
     // A second purchase keeps the time left.
     let second = pending(&db, who, &plan, PaymentProvider::CryptoBot).await;

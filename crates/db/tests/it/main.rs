@@ -817,8 +817,19 @@ async fn analytics_migration_backfills_conversions_and_runs_again(backend: Backe
     };
     let expected = vec![Some(at("2025-01-20T10:00:00Z")), None, None];
 
-    // Rows written before the migration: it fills them in.
-    Migrator::down(db.conn(), Some(1)).await.unwrap();
+    // Rows written before the migration: it fills them in (the migrations after it are rolled back first).
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let from_analytics = names.len()
+        - names
+            .iter()
+            .position(|name| name == "m20261126_000013_analytics")
+            .unwrap();
+    Migrator::down(db.conn(), Some(u32::try_from(from_analytics).unwrap()))
+        .await
+        .unwrap();
     Migrator::up(db.conn(), None).await.unwrap();
     assert_eq!(converted().await, expected);
 
