@@ -61,9 +61,10 @@ TARGET_LABELS = {"job", "instance"}
 # source names below.
 FAMILY_SOURCES = {"telemetry": "crates/telemetry/src", "jobs": "crates/jobs/src",
                   "scheduler": "services/scheduler/src", "bot": "services/bot/src",
-                  "worker": "services/worker/src"}
+                  "worker": "services/worker/src", "api": "services/api/src"}
 FAMILY_REGISTRATION = {"jobs": "JobMetrics::register", "scheduler": "SchedulerMetrics::register",
-                       "bot": "BotMetrics::register", "worker": "BackupMetrics::register"}
+                       "bot": "BotMetrics::register", "worker": "BackupMetrics::register",
+                       "api": "WsMetrics::register"}
 SERVICES = {"cybervpn-api": "services/api/src", "cybervpn-worker": "services/worker/src",
             "cybervpn-scheduler": "services/scheduler/src", "cybervpn-bot": "services/bot/src"}
 
