@@ -6,7 +6,7 @@ use cybervpn_commerce::{Completion, PaidNotice, complete_payment, expire_unpaid}
 use cybervpn_db::Db;
 use cybervpn_domain::{
     Currency, CustomerId, Email, Language, Money, NewCustomer, Payment, PaymentId, PaymentProvider,
-    PaymentStatus, Plan, Username,
+    PaymentStatus, Plan, Subscription, TrafficLimit, Username,
 };
 use cybervpn_testkit::{Backend, TestDb, on_both_backends};
 
@@ -135,6 +135,29 @@ async fn a_payment_is_credited_exactly_once(backend: Backend) {
     assert_eq!(
         current.expires_at,
         subscription.expires_at + TimeDelta::days(days)
+    );
+}
+
+on_both_backends!(a_purchase_over_a_trial_takes_the_plan_for_good);
+async fn a_purchase_over_a_trial_takes_the_plan_for_good(backend: Backend) {
+    let (_guard, db) = open(backend).await;
+    let who = customer(&db, "niobe").await;
+    let plan = plan(&db).await;
+    let now = Utc::now().trunc_subsecs(6);
+    let trial = Subscription::start(who, None, 3, TrafficLimit::Unlimited, None, now).unwrap();
+    db.subscriptions().create(&trial).await.unwrap();
+    let payment = pending(&db, who, &plan, PaymentProvider::Stripe).await;
+    complete_payment(&db, &notice(&payment, "cs_trial"), now)
+        .await
+        .unwrap();
+    // Stored, not only returned: the subscription is the plan's from now on (its tier, traffic and devices).
+    let stored = db.subscriptions().get(trial.id).await.unwrap();
+    assert_eq!(stored.plan_id, Some(plan.id));
+    assert_eq!(stored.traffic_limit, plan.traffic_limit);
+    assert_eq!(stored.device_limit, Some(plan.device_limit));
+    assert_eq!(
+        stored.expires_at,
+        trial.expires_at + TimeDelta::days(i64::from(plan.duration.days()))
     );
 }
 

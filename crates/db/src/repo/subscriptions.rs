@@ -127,6 +127,7 @@ impl<'a, C: ConnectionTrait> Subscriptions<'a, C> {
     pub async fn save(&self, subscription: &Subscription) -> Result<(), DbError> {
         let m = to_model(subscription)?;
         let result = Entity::update_many()
+            .col_expr(Column::PlanId, Expr::value(m.plan_id))
             .col_expr(Column::Status, Expr::value(m.status))
             .col_expr(Column::ExpiresAt, Expr::value(m.expires_at))
             .col_expr(Column::TrafficUsedBytes, Expr::value(m.traffic_used_bytes))

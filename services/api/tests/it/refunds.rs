@@ -419,8 +419,10 @@ fn scraped(text: &str, series: &str) -> Option<i64> {
 
 async fn business_metrics_count_customers_subscriptions_revenue_and_servers(backend: Backend) {
     let (app, gateways) = spawn(backend).await;
-    // One customer paid for a plan through Stripe, another has a subscription without a plan (a trial).
-    let (token, _) = customer(&app, "metrics@example.com").await;
+    // One customer took a trial and then paid for a plan through Stripe (the plan replaces the trial's tier);
+    // another has a subscription without a plan (a trial).
+    let (token, buyer) = customer(&app, "metrics@example.com").await;
+    app.subscribe(buyer, 3).await;
     let (payment, _) = paid_stripe(&app, &gateways, &token).await;
     let (_, trial) = customer(&app, "trial@example.com").await;
     app.subscribe(trial, 3).await;
