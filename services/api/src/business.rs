@@ -2,10 +2,7 @@
 //! servers by status and users online per server — read from the database when `/metrics` is scraped, at most
 //! once per [`REFRESH`], so every api replica reports the same fresh numbers.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use cybervpn_db::{Dashboard, Db, DbError};
@@ -88,31 +85,18 @@ impl BusinessMetrics {
         let dashboard = Dashboard::on(db.conn());
         let customers = dashboard.customers().await?;
         let trials = dashboard.trials().await?;
-        let active = dashboard.active_subscriptions_by_plan(Utc::now()).await?;
-        let tiers: HashMap<_, _> = db
-            .plans()
-            .list_all()
-            .await?
-            .into_iter()
-            .map(|plan| (plan.id.as_uuid(), plan.tier.as_str()))
-            .collect();
+        let active = db.analytics().active_by_tier(Utc::now()).await?;
         let revenue = dashboard.revenue_by_gateway().await?;
         let servers = db.servers().list().await?;
 
         self.customers.set(clamp(customers));
         self.trials.set(clamp(trials));
-        let mut by_tier: HashMap<&str, u64> = HashMap::new();
-        for (plan, count) in active {
-            let tier = plan
-                .and_then(|id| tiers.get(&id).copied())
-                .unwrap_or("trial");
-            *by_tier.entry(tier).or_default() += count;
-        }
         self.active_subscriptions.reset();
-        for (tier, count) in by_tier {
+        for count in active {
+            let tier = count.tier.map_or("trial", |tier| tier.as_str());
             self.active_subscriptions
                 .with_label_values(&[tier])
-                .set(clamp(count));
+                .set(clamp(count.active));
         }
         self.revenue.reset();
         self.payments.reset();

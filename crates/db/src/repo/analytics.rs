@@ -476,6 +476,21 @@ impl<'a> Analytics<'a> {
         })
     }
 
+    /// Subscriptions active at `now` per plan tier, in tier order (without a plan last).
+    pub async fn active_by_tier(&self, now: DateTime<Utc>) -> Result<Vec<TierCount>, DbError> {
+        let (sql, values) = active_by_tier_query(now);
+        let backend = self.conn.get_database_backend();
+        let rows = self
+            .conn
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                placeholders(backend, &sql),
+                values,
+            ))
+            .await?;
+        tier_counts(rows)
+    }
+
     /// Subscriptions active at `now` per plan tier, and per bucket the subscriptions live at its start,
     /// started in it and churned in it (ended by `now`, not renewed), with and without a plan. Starts and ends
     /// are read from the subscriptions' dates as they stand now: a renewal moves the end date, so a
@@ -488,14 +503,9 @@ impl<'a> Analytics<'a> {
         let now = crate::stored_time(now);
         let report = Report::begin(self.conn, period, now).await?;
         let queries = [
-            Query::Plain {
-                sql: "SELECT pl.tier AS tier, CAST(SUM(s.n) AS BIGINT) AS n \
-                      FROM (SELECT plan_id, COUNT(*) AS n FROM subscriptions \
-                            WHERE expires_at > ? AND status = ? GROUP BY plan_id) s \
-                      LEFT JOIN plans pl ON pl.id = s.plan_id \
-                      GROUP BY pl.tier"
-                    .to_owned(),
-                values: vec![time(now), SubscriptionStatus::Active.as_str().into()],
+            {
+                let (sql, values) = active_by_tier_query(now);
+                Query::Plain { sql, values }
             },
             Query::Plain {
                 sql: "SELECT COUNT(*) AS n, COUNT(plan_id) AS paid \
@@ -539,23 +549,7 @@ impl<'a> Analytics<'a> {
         let (tiers, live, started, ended) = (next(), next(), next(), next());
         let bucket_list = report.end().await?;
 
-        let mut active_now = Vec::new();
-        for row in tiers {
-            let tier = row
-                .try_get::<Option<String>>("", "tier")?
-                .map(|t| PlanTier::from_str(&t))
-                .transpose()
-                .map_err(|err| DbError::corrupt("plans", err))?;
-            active_now.push(TierCount {
-                tier,
-                active: count(&row, "n")?,
-            });
-        }
-        active_now.sort_by_key(|t| {
-            t.tier.map_or(PlanTier::ALL.len(), |tier| {
-                PlanTier::ALL.iter().position(|x| *x == tier).unwrap_or(0)
-            })
-        });
+        let active_now = tier_counts(tiers)?;
 
         // Per bucket: [free, paid].
         let mut churn = vec![[Churn::default(); 2]; bucket_list.len()];
@@ -897,6 +891,41 @@ fn stored_text(at: DateTime<Utc>) -> String {
 }
 
 /// `at` as a query parameter, at the stored precision.
+/// Counts the subscriptions active at `now` per plan tier (a `NULL` tier: without a plan).
+fn active_by_tier_query(now: DateTime<Utc>) -> (String, Vec<Value>) {
+    (
+        "SELECT pl.tier AS tier, CAST(SUM(s.n) AS BIGINT) AS n \
+         FROM (SELECT plan_id, COUNT(*) AS n FROM subscriptions \
+               WHERE expires_at > ? AND status = ? GROUP BY plan_id) s \
+         LEFT JOIN plans pl ON pl.id = s.plan_id \
+         GROUP BY pl.tier"
+            .to_owned(),
+        vec![time(now), SubscriptionStatus::Active.as_str().into()],
+    )
+}
+
+/// The rows of [`active_by_tier_query`] in tier order, without a plan last.
+fn tier_counts(rows: Vec<QueryResult>) -> Result<Vec<TierCount>, DbError> {
+    let mut counts = Vec::new();
+    for row in rows {
+        let tier = row
+            .try_get::<Option<String>>("", "tier")?
+            .map(|t| PlanTier::from_str(&t))
+            .transpose()
+            .map_err(|err| DbError::corrupt("plans", err))?;
+        counts.push(TierCount {
+            tier,
+            active: count(&row, "n")?,
+        });
+    }
+    counts.sort_by_key(|t| {
+        t.tier.map_or(PlanTier::ALL.len(), |tier| {
+            PlanTier::ALL.iter().position(|x| *x == tier).unwrap_or(0)
+        })
+    });
+    Ok(counts)
+}
+
 fn time(at: DateTime<Utc>) -> Value {
     crate::stored_time(at).into()
 }

@@ -63,27 +63,6 @@ impl<'a, C: ConnectionTrait> Dashboard<'a, C> {
             .await?)
     }
 
-    /// Subscriptions serving at `now`, counted per plan (`None`: trials and grants without a plan).
-    pub async fn active_subscriptions_by_plan(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(Option<uuid::Uuid>, u64)>, DbError> {
-        let rows: Vec<(Option<uuid::Uuid>, i64)> = subscription::Entity::find()
-            .select_only()
-            .column(subscription::Column::PlanId)
-            .column_as(Expr::cust("CAST(COUNT(*) AS BIGINT)"), "active")
-            .filter(subscription::Column::Status.eq(SubscriptionStatus::Active.as_str()))
-            .filter(subscription::Column::ExpiresAt.gt(crate::stored_time(now)))
-            .group_by(subscription::Column::PlanId)
-            .into_tuple()
-            .all(self.conn)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(plan, active)| (plan, u64::try_from(active).unwrap_or(0)))
-            .collect())
-    }
-
     /// Completed (not refunded) payments per currency and gateway, ever.
     pub async fn revenue_by_gateway(&self) -> Result<Vec<GatewayRevenue>, DbError> {
         let rows: Vec<(String, String, i64, i64)> = payment::Entity::find()
