@@ -4,7 +4,8 @@
 //! payment exactly once, checks the amount against the price frozen on it, adds the days, and writes the
 //! panel provisioning and the customer notification to the outbox in the same transaction. [`checkout`] opens
 //! payments at a frozen price (with promo codes); [`refund`] takes the days of a refunded payment back;
-//! [`store`] records and credits app-store purchases reported by RevenueCat.
+//! [`store`] records and credits app-store purchases reported by RevenueCat; [`invite`] issues, redeems and
+//! rewards invite codes on that same path; [`grant`] adds free days.
 
 use chrono::{DateTime, Utc};
 use cybervpn_db::{
@@ -14,14 +15,17 @@ use cybervpn_domain::{
     DomainError, Money, NoticeKind, Payment, PaymentId, PaymentProvider, PaymentStatus,
     Subscription, SubscriptionStatus, TrafficBytes,
 };
-use cybervpn_jobs::{catalog::ProvisionSubscription, outbox};
+use cybervpn_jobs::outbox;
 
 pub mod checkout;
+pub mod grant;
+pub mod invite;
 pub mod refund;
 pub mod stars;
 pub mod store;
 
 pub use checkout::{Order, Quote, expire_unpaid, fail_payment, open_payment};
+pub use invite::{RedeemError, Redeemed, redeem_invite};
 pub use refund::{RefundSource, Refunded, refund_payment};
 pub use store::{StorePurchase, credit_store_purchase};
 
@@ -95,6 +99,7 @@ pub async fn complete_payment(
     Trials::on(&txn)
         .mark_converted(payment.customer_id, now)
         .await?;
+    invite::on_payment_credited(&txn, &payment, now).await?;
     announce(&txn, &payment, &subscription, PaymentEvent::Completed, now).await?;
     txn.commit().await?;
     tracing::info!(payment = %payment.id.as_uuid(), days = payment.days, "payment credited");
@@ -116,14 +121,7 @@ async fn announce(
     event: PaymentEvent,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    outbox::enqueue(
-        txn,
-        &ProvisionSubscription {
-            subscription_id: subscription.id.as_uuid(),
-        },
-        now,
-    )
-    .await?;
+    grant::provision(txn, subscription, now).await?;
     let kind = match event {
         PaymentEvent::Completed => NoticeKind::PaymentCompleted,
         PaymentEvent::Refunded => NoticeKind::PaymentRefunded,
@@ -136,13 +134,7 @@ async fn announce(
         &[
             ("amount", payment.amount.to_major_string()),
             ("currency", payment.amount.currency().as_str().to_owned()),
-            (
-                "until",
-                subscription
-                    .expires_at
-                    .format("%Y-%m-%d %H:%M UTC")
-                    .to_string(),
-            ),
+            ("until", grant::until(subscription)),
         ],
         now,
     )

@@ -2,12 +2,10 @@
 //! entry, the panel update and the customer's notice.
 
 use chrono::{DateTime, Utc};
-use cybervpn_db::{
-    Audit, AuditEntry, Customers, Db, DbError, Payments, Subscriptions, TransactionTrait,
-};
-use cybervpn_domain::{
-    DomainError, PaymentId, PaymentStatus, StaffId, Subscription, SubscriptionStatus,
-};
+use cybervpn_db::{Audit, AuditEntry, Customers, Db, DbError, Payments, TransactionTrait};
+use cybervpn_domain::{DomainError, PaymentId, PaymentStatus, StaffId, Subscription};
+
+use crate::grant;
 
 /// Who records a refund.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,11 +61,12 @@ pub async fn refund_payment(
         return Ok(Refunded::AlreadyRefunded);
     }
     let subscription = match Customers::on(&txn).lock(payment.customer_id).await {
-        Ok(_) => take_back_days(&txn, &payment, now).await?,
+        Ok(_) => grant::take_back_days(&txn, payment.customer_id, payment.days, now).await?,
         // A deleted customer has nothing left to take back.
         Err(DbError::Domain(DomainError::NotFound { .. })) => None,
         Err(err) => return Err(err),
     };
+    crate::invite::on_payment_refunded(&txn, &payment, now).await?;
     if let Some(subscription) = &subscription {
         crate::announce(
             &txn,
@@ -103,23 +102,4 @@ pub async fn refund_payment(
     txn.commit().await?;
     tracing::info!(payment = %payment.id.as_uuid(), days = payment.days, "payment refunded");
     Ok(Refunded::Reversed(subscription.map(Box::new)))
-}
-
-/// Shortens the customer's current subscription by the payment's days.
-async fn take_back_days(
-    txn: &cybervpn_db::DatabaseTransaction,
-    payment: &cybervpn_domain::Payment,
-    now: DateTime<Utc>,
-) -> Result<Option<Subscription>, DbError> {
-    let subscriptions = Subscriptions::on(txn);
-    let Some(current) = subscriptions.current_for(payment.customer_id).await? else {
-        return Ok(None);
-    };
-    let mut subscription = subscriptions.lock(current.id).await?;
-    if subscription.status == SubscriptionStatus::Disabled {
-        return Ok(None);
-    }
-    subscription.shorten_by(payment.days, now);
-    subscriptions.save(&subscription).await?;
-    Ok(Some(subscription))
 }

@@ -88,6 +88,12 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
         "promo_redemptions.payment_id",
         "promo code use by this payment",
     ),
+    ("uq_invites_code", "invites.code", "invite code"),
+    (
+        "uq_invites_redeemed_by",
+        "invites.redeemed_by",
+        "free grant from an invite for this customer",
+    ),
     (
         "uq_referrals_referred_id",
         "referrals.referred_id",

@@ -26,6 +26,7 @@ pub use repo::{
     dashboard::{Dashboard, GatewayRevenue, Revenue},
     devices::{Device, DevicePlatform, Devices, MAX_DEVICES, Registration},
     gateway_switches::GatewaySwitches,
+    invites::{InviteSearch, Invites, NewInvite},
     notice_templates::NoticeTemplates,
     notifications::{Audience, Notification, Notifications},
     outbox::{Outbox, OutboxMessage},
@@ -223,6 +224,11 @@ impl Db {
     /// Business analytics reports.
     pub const fn analytics(&self) -> Analytics<'_> {
         Analytics::on(&self.conn)
+    }
+
+    /// Invite rules, promotions and codes.
+    pub const fn invites(&self) -> Invites<'_> {
+        Invites::on(&self.conn)
     }
 
     /// Snapshots of periodically collected data.

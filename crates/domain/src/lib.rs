@@ -1,5 +1,5 @@
 //! CyberVPN's business vocabulary: typed ids and validated values (email, money, traffic, ...),
-//! the customer, staff, plan, subscription, payment, promo code and server entities with the rules that guard
+//! the customer, staff, plan, subscription, payment, promo code, invite and server entities with the rules that guard
 //! them, and the one catalogue of error codes every edge maps to. No I/O, no framework.
 
 mod macros;
@@ -9,6 +9,7 @@ pub mod broadcast;
 pub mod customer;
 pub mod error;
 pub mod id;
+pub mod invite;
 pub mod live;
 pub mod notice;
 pub mod payment;
@@ -25,6 +26,7 @@ pub use broadcast::{BroadcastAudience, BroadcastStatus, DeliveryOutcome};
 pub use customer::{Customer, CustomerStatus, NewCustomer};
 pub use error::{DomainError, ErrorCode};
 pub use id::{CustomerId, PaymentId, PlanId, PromoCodeId, ServerId, StaffId, SubscriptionId};
+pub use invite::{Invite, InvitePromotion, InviteRefusal, InviteRule, InviteSource, InviteStatus};
 pub use live::{LiveEvent, LiveTopic};
 pub use notice::NoticeKind;
 pub use payment::{Payment, PaymentProvider, PaymentStatus};

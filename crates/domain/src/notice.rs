@@ -18,6 +18,12 @@ string_enum! {
         ExpiryEnded => "expiry_ended",
         /// The plan's traffic is used up.
         TrafficLimited => "traffic_limited",
+        /// A purchase earned invite codes: `{count}`, `{days}`.
+        InvitesIssued => "invites_issued",
+        /// An invite code gave free access: `{days}`, `{until}`.
+        InviteRedeemed => "invite_redeemed",
+        /// An invited friend paid, earning the inviter days: `{days}`, `{until}`.
+        InviteBonus => "invite_bonus",
     }
 }
 
@@ -32,6 +38,8 @@ impl NoticeKind {
             Self::PaymentCompleted | Self::PaymentRefunded => &["amount", "currency", "until"],
             Self::ExpirySoon => &["left"],
             Self::ExpiryEnded | Self::TrafficLimited => &[],
+            Self::InvitesIssued => &["count", "days"],
+            Self::InviteRedeemed | Self::InviteBonus => &["days", "until"],
         }
     }
 
@@ -71,6 +79,24 @@ impl NoticeKind {
             }
             (Self::TrafficLimited, Language::Ru) => {
                 "Трафик вашего тарифа CyberVPN закончился. Он обновится с тарифом, или докупите трафик."
+            }
+            (Self::InvitesIssued, Language::En) => {
+                "Thank you for your purchase! You received {count} invite code(s): each gives a friend {days} days of CyberVPN for free. Find them under Invites."
+            }
+            (Self::InvitesIssued, Language::Ru) => {
+                "Спасибо за покупку! Вы получили приглашений: {count}. Каждое даёт другу {days} дн. CyberVPN бесплатно. Они в разделе «Приглашения»."
+            }
+            (Self::InviteRedeemed, Language::En) => {
+                "Your invite was accepted: {days} days of CyberVPN for free, until {until}."
+            }
+            (Self::InviteRedeemed, Language::Ru) => {
+                "Приглашение принято: {days} дн. CyberVPN бесплатно, до {until}."
+            }
+            (Self::InviteBonus, Language::En) => {
+                "A friend you invited has subscribed: you get {days} extra days, your subscription now runs until {until}."
+            }
+            (Self::InviteBonus, Language::Ru) => {
+                "Приглашённый вами друг оформил подписку: вам +{days} дн., подписка действует до {until}."
             }
         }
     }

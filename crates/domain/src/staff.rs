@@ -69,6 +69,7 @@ impl StaffRole {
                 SendBroadcasts,
                 ManageTemplates,
                 ViewAnalytics,
+                ManageInvites,
             ],
             Self::SuperAdmin => Permission::ALL,
         }
@@ -127,6 +128,8 @@ string_enum! {
         ManageTemplates => "manage_templates",
         /// Read business analytics: revenue, payment outcomes, growth, conversions, churn.
         ViewAnalytics => "view_analytics",
+        /// Set invite rules and promotions, issue and withdraw invite codes.
+        ManageInvites => "manage_invites",
     }
 }
 

@@ -69,6 +69,7 @@ pub(crate) mod perm {
         ManagePayments,
         ManagePromoCodes,
         ViewAnalytics,
+        ManageInvites,
     );
 
     /// Any active staff member.

@@ -30,7 +30,7 @@ pub(crate) use admin::{LINK_CODE_TTL, link_code_hash};
 
 use crate::{
     error::ApiError,
-    routes::{customer_subscriptions, payments, referral, telegram_auth, trial},
+    routes::{customer_subscriptions, invites, payments, referral, telegram_auth, trial},
     state::AppState,
 };
 
@@ -333,6 +333,42 @@ impl BotService for Bot {
             referred_count: u32::try_from(stats.referrals).unwrap_or(u32::MAX),
             days_earned: u32::try_from(stats.days_earned).unwrap_or(u32::MAX),
             max_referrals: self.state.config.referral.max_referrals,
+        }))
+    }
+
+    async fn list_invites(
+        &self,
+        request: Request<pb::ListInvitesRequest>,
+    ) -> Result<Response<pb::ListInvitesResponse>, Status> {
+        let customer = self.customer(request.into_inner().telegram_user_id).await?;
+        let mine = invites::mine(&self.state, customer.id).await?;
+        Ok(Response::new(pb::ListInvitesResponse {
+            invites: mine
+                .items
+                .iter()
+                .map(|invite| pb::Invite {
+                    code: invite.code.clone(),
+                    status: invite.status.as_str().to_owned(),
+                    start_parameter: invite.bot_start_parameter.clone(),
+                    free_days: invite.free_days,
+                    expires_at: invite.expires_at.to_rfc3339(),
+                })
+                .collect(),
+            available: u32::try_from(mine.available).unwrap_or(u32::MAX),
+            received: mine.received_at.is_some(),
+        }))
+    }
+
+    async fn redeem_invite(
+        &self,
+        request: Request<pb::RedeemInviteRequest>,
+    ) -> Result<Response<pb::RedeemInviteResponse>, Status> {
+        let request = request.into_inner();
+        let customer = self.customer(request.telegram_user_id).await?;
+        let redeemed = invites::redeem(&self.state, customer.id, &request.code).await?;
+        Ok(Response::new(pb::RedeemInviteResponse {
+            free_days: redeemed.invite.free_days,
+            subscription: Some(subscription_view(&redeemed.subscription)),
         }))
     }
 

@@ -13,6 +13,7 @@ pub(crate) mod auth;
 pub(crate) mod customer_subscriptions;
 pub(crate) mod devices;
 pub(crate) mod health;
+pub(crate) mod invites;
 pub(crate) mod operations;
 pub(crate) mod payments;
 pub(crate) mod payments_admin;
@@ -50,6 +51,8 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(trial::activate_trial)
                 .service(trial::trial_status)
                 .service(referral::my_referral)
+                .service(invites::my_invites)
+                .service(invites::redeem_code)
                 .service(devices::register_device)
                 .service(devices::list_devices)
                 .service(devices::delete_device)
@@ -105,6 +108,14 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(payments_admin::list_payments)
                 .service(payments_admin::get_payment_admin)
                 .service(payments_admin::refund_payment_admin)
+                .service(invites::list_rules)
+                .service(invites::set_rule)
+                .service(invites::list_promotions)
+                .service(invites::create_promotion)
+                .service(invites::delete_promotion)
+                .service(invites::issue_invites)
+                .service(invites::list_invites)
+                .service(invites::revoke_invite)
                 .service(analytics::revenue)
                 .service(analytics::payments)
                 .service(analytics::growth)

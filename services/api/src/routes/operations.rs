@@ -11,7 +11,7 @@ use cybervpn_domain::{
 };
 use cybervpn_jobs::{
     DeadJob,
-    catalog::{PanelAction, PanelUserAction, ProvisionSubscription},
+    catalog::{PanelAction, PanelUserAction},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -441,11 +441,7 @@ pub(crate) async fn outbox_provision(
     subscription: &Subscription,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    let job = ProvisionSubscription {
-        subscription_id: subscription.id.as_uuid(),
-    };
-    cybervpn_jobs::outbox::enqueue(txn, &job, now).await?;
-    Ok(())
+    Ok(cybervpn_commerce::grant::provision(txn, subscription, now).await?)
 }
 
 /// A panel action accepted for the worker.

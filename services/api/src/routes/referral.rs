@@ -4,38 +4,23 @@
 
 use actix_web::{get, web};
 use chrono::{DateTime, Utc};
-use cybervpn_db::{Customers, DatabaseTransaction, DbError, Referrals, Subscriptions};
-use cybervpn_domain::{Customer, CustomerId, DomainError, Subscription, TrafficLimit};
+use cybervpn_db::{Customers, DatabaseTransaction, DbError, Referrals};
+use cybervpn_domain::{Customer, CustomerId, DomainError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::{
     auth::CustomerAuth,
     error::{ApiError, Problem},
-    routes::operations::outbox_provision,
     state::AppState,
 };
-
-/// Crockford's base32 alphabet: no `I`, `L`, `O` or `U` to misread.
-const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// Length of a referral code: 40 random bits.
 pub(crate) const CODE_LEN: usize = 8;
 
-/// A fresh referral code: 8 characters of base32 from 40 bits of the OS random generator.
+/// A fresh referral code: 8 characters of base32.
 pub(crate) fn new_referral_code() -> String {
-    let random = uuid::Uuid::new_v4();
-    let bytes = random.as_bytes();
-    let mut bits = bytes
-        .iter()
-        .take(5)
-        .fold(0_u64, |acc, b| (acc << 8) | u64::from(*b));
-    let mut code = [0_u8; CODE_LEN];
-    for slot in code.iter_mut().rev() {
-        *slot = ALPHABET[(bits & 31) as usize];
-        bits >>= 5;
-    }
-    code.iter().map(|b| char::from(*b)).collect()
+    cybervpn_domain::invite::random_code(CODE_LEN)
 }
 
 /// A referral code as customers type it: case-insensitive, surrounding spaces ignored.
@@ -100,7 +85,7 @@ pub(crate) async fn link(
         .record(referrer.id, referred.id, bonus, now)
         .await?;
     if bonus > 0 {
-        grant_days(txn, referrer.id, bonus, now).await?;
+        cybervpn_commerce::grant::grant_days(txn, referrer.id, bonus, now).await?;
     }
     Ok(())
 }
@@ -119,37 +104,6 @@ fn refusal(
     } else {
         None
     }
-}
-
-/// Adds `days` to the customer's current subscription, or starts one; the panel follows via the outbox.
-async fn grant_days(
-    txn: &DatabaseTransaction,
-    customer: CustomerId,
-    days: u32,
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    let repo = Subscriptions::on(txn);
-    let current = match repo.current_for(customer).await? {
-        Some(current) => Some(repo.lock(current.id).await?),
-        None => None,
-    };
-    let subscription = match current {
-        // A disabled subscription cannot be extended: the bonus starts a fresh one instead.
-        Some(mut subscription)
-            if subscription.status != cybervpn_domain::SubscriptionStatus::Disabled =>
-        {
-            subscription.extend_by(days, now)?;
-            repo.save(&subscription).await?;
-            subscription
-        }
-        _ => {
-            let subscription =
-                Subscription::start(customer, None, days, TrafficLimit::Unlimited, None, now)?;
-            repo.create(&subscription).await?;
-            subscription
-        }
-    };
-    outbox_provision(txn, &subscription, now).await
 }
 
 /// Ready-made ways to share a referral code.
