@@ -99,8 +99,8 @@ pub async fn complete_payment(
     Trials::on(&txn)
         .mark_converted(payment.customer_id, now)
         .await?;
-    invite::on_payment_credited(&txn, &payment, now).await?;
     announce(&txn, &payment, &subscription, PaymentEvent::Completed, now).await?;
+    invite::on_payment_credited(&txn, &payment, now).await?;
     txn.commit().await?;
     tracing::info!(payment = %payment.id.as_uuid(), days = payment.days, "payment credited");
     Ok(Completion::Credited(Box::new(subscription)))

@@ -112,6 +112,9 @@ async fn a_payment_is_credited_exactly_once(backend: Backend) {
         [
             "provision_subscription",
             "deliver_notification",
+            "push_notification",
+            // The basic tier's default invite rule: one code, announced.
+            "deliver_notification",
             "push_notification"
         ]
     );
@@ -123,7 +126,7 @@ async fn a_payment_is_credited_exactly_once(backend: Backend) {
     assert_eq!(again, Completion::AlreadyCompleted);
     let current = db.subscriptions().current_for(who).await.unwrap().unwrap();
     assert_eq!(current.expires_at, subscription.expires_at);
-    assert_eq!(outbox_jobs(&db).await.len(), 3);
+    assert_eq!(outbox_jobs(&db).await.len(), 5);
 
     // A second purchase keeps the time left.
     let second = pending(&db, who, &plan, PaymentProvider::CryptoBot).await;

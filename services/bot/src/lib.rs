@@ -49,6 +49,8 @@ type DeliveryRpc = DeliveryServiceClient<InterceptedService<Channel, cybervpn_rp
 
 /// Dialogue states kept per Telegram user.
 const DIALOG_SUPPORT: i64 = 1;
+/// Dialogue state: the next text is a friend's invite code.
+const DIALOG_INVITE: i64 = 9;
 /// Dialogue states from this one on: the next text is a promo code for the plan at `state - DIALOG_PROMO`.
 const DIALOG_PROMO: i64 = 1000;
 /// How long a customer's language is remembered by the bot (a change made elsewhere shows after this).
@@ -64,8 +66,9 @@ const GATEWAYS: [(&str, &str); 4] = [
 ];
 const TIERS: [&str; 4] = ["basic", "pro", "ultra", "cyber"];
 /// Commands the bot answers (others count as `unknown` in `bot_commands_total`).
-const COMMANDS: [&str; 10] = [
-    "start", "menu", "plans", "trial", "config", "referral", "support", "language", "link", "admin",
+const COMMANDS: [&str; 11] = [
+    "start", "menu", "plans", "trial", "config", "referral", "invites", "support", "language", "link",
+    "admin",
 ];
 
 /// The running bot: Telegram client, gRPC client, dialogue store and metrics.
@@ -136,7 +139,7 @@ impl App {
     pub async fn set_commands(&self) {
         for lang in [Lang::En, Lang::Ru] {
             let commands = [
-                "start", "plans", "trial", "config", "referral", "support", "language",
+                "start", "plans", "trial", "config", "referral", "invites", "support", "language",
             ]
             .iter()
             .map(|command| {
@@ -418,6 +421,7 @@ impl App {
                 "trial" => self.trial(user, chat, lang).await,
                 "config" => self.config_of(user, chat, lang).await,
                 "referral" => self.referral(user, chat, lang).await,
+                "invites" => self.invites(user, chat, lang).await,
                 "support" => self.support(user, chat, lang).await,
                 "language" => self.language_menu(chat, lang).await,
                 "link" => self.link(user, chat, lang, argument.trim()).await,
@@ -449,6 +453,7 @@ impl App {
         }
         match dialog {
             Some(DIALOG_SUPPORT) => return self.support_text(user, chat, lang, body).await,
+            Some(DIALOG_INVITE) => return self.redeem_invite(user, chat, lang, body).await,
             Some(admin::DIALOG_ADMIN_SEARCH) => {
                 return self.admin_search(user, chat, lang, body).await;
             }
@@ -515,6 +520,8 @@ impl App {
             (Some("trial"), None, None) => self.trial(user, chat, lang).await,
             (Some("config"), None, None) => self.config_of(user, chat, lang).await,
             (Some("referral"), None, None) => self.referral(user, chat, lang).await,
+            (Some("invites"), None, None) => self.invites(user, chat, lang).await,
+            (Some("invite"), None, None) => self.invite_prompt(user, chat, lang).await,
             (Some("support"), None, None) => self.support(user, chat, lang).await,
             (Some("lang"), None, None) => self.language_menu(chat, lang).await,
             (Some("lang"), Some(code), None) => self.set_language(user, chat, code).await,
@@ -576,6 +583,9 @@ impl App {
             ));
         }
         self.send(chat, &lines.join("\n\n"), None).await;
+        if let Some(code) = argument.strip_prefix("inv_") {
+            return self.redeem_invite(user, chat, lang, code).await;
+        }
         self.menu(user, chat, lang).await;
     }
 
@@ -606,8 +616,9 @@ impl App {
         rows.push(vec![button(text(lang, "button-config"), "config")]);
         rows.push(vec![
             button(text(lang, "button-referral"), "referral"),
-            button(text(lang, "button-support"), "support"),
+            button(text(lang, "button-invites"), "invites"),
         ]);
+        rows.push(vec![button(text(lang, "button-support"), "support")]);
         rows.push(vec![button(text(lang, "button-language"), "lang")]);
         let body = format!("{status}\n\n{}", text(lang, "menu-title"));
         self.send(chat, &body, Some(keyboard(rows))).await;
@@ -1159,6 +1170,93 @@ impl App {
             ],
         );
         self.send(chat, &body, None).await;
+    }
+
+    async fn invites(&self, user: &User, chat: i64, lang: Lang) {
+        let list = self
+            .rpc
+            .clone()
+            .list_invites(pb::ListInvitesRequest {
+                telegram_user_id: user_id(user),
+            })
+            .await;
+        let list = match list {
+            Ok(list) => list.into_inner(),
+            Err(status) => return self.fail(chat, lang, &status).await,
+        };
+        let mut lines = vec![if list.invites.is_empty() {
+            text(lang, "invites-none")
+        } else {
+            text_with(
+                lang,
+                "invites-title",
+                &[("count", list.available.to_string())],
+            )
+        }];
+        for invite in list.invites.iter().filter(|i| i.status == "available") {
+            lines.push(text_with(
+                lang,
+                "invites-code",
+                &[
+                    ("code", invite.code.clone()),
+                    ("days", invite.free_days.to_string()),
+                    ("until", short_date(&invite.expires_at)),
+                    (
+                        "link",
+                        format!(
+                            "https://t.me/{}?start={}",
+                            self.username, invite.start_parameter
+                        ),
+                    ),
+                ],
+            ));
+        }
+        let mut rows = Vec::new();
+        if !list.received {
+            rows.push(vec![button(text(lang, "button-redeem-invite"), "invite")]);
+        }
+        rows.push(vec![button(text(lang, "button-back"), "menu")]);
+        self.send(chat, &lines.join("\n\n"), Some(keyboard(rows)))
+            .await;
+    }
+
+    async fn invite_prompt(&self, user: &User, chat: i64, lang: Lang) {
+        let _ = self
+            .store
+            .set_number(&dialog_key(user), DIALOG_INVITE, DIALOG_TTL)
+            .await;
+        self.send(chat, &text(lang, "invite-prompt"), None).await;
+    }
+
+    async fn redeem_invite(&self, user: &User, chat: i64, lang: Lang, code: &str) {
+        let _ = self.store.delete(&dialog_key(user)).await;
+        let redeemed = self
+            .rpc
+            .clone()
+            .redeem_invite(pb::RedeemInviteRequest {
+                telegram_user_id: user_id(user),
+                code: code.to_owned(),
+            })
+            .await;
+        let redeemed = match redeemed {
+            Ok(redeemed) => redeemed.into_inner(),
+            Err(status) => return self.fail(chat, lang, &status).await,
+        };
+        let until = redeemed
+            .subscription
+            .as_ref()
+            .map(|s| short_date(&s.expires_at))
+            .unwrap_or_default();
+        let body = text_with(
+            lang,
+            "invite-redeemed",
+            &[
+                ("days", redeemed.free_days.to_string()),
+                ("until", until),
+            ],
+        );
+        let rows = vec![vec![button(text(lang, "button-config"), "config")]];
+        self.send(chat, &body, Some(keyboard(rows))).await;
     }
 
     async fn support(&self, user: &User, chat: i64, lang: Lang) {

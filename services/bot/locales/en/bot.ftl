@@ -149,3 +149,12 @@ button-promo-enter = 🎟 I have a promo code
 plans-promo-prompt = Send your promo code.
 plans-promo-refused = This code cannot be used: { $reason }
 plans-promo-applied = Code { $code } accepted for { $plan }: { $benefit }. Choose how to pay:
+button-invites = 🎟 Invites
+button-redeem-invite = 🎁 I have an invite code
+command-invites = Invite codes
+invites-none = You have no invite codes yet. Every plan purchase brings codes that give your friends free days, and you get extra days when they subscribe.
+invites-title = Your invite codes: { $count } available. Each gives a friend free days; when the friend first pays, you get bonus days.
+invites-code = { $code } — { $days } days, valid until { $until }
+    { $link }
+invite-prompt = Send the invite code you received.
+invite-redeemed = Invite accepted: { $days } free days, your subscription runs until { $until }. Open your config to connect.
