@@ -7,8 +7,12 @@ use sea_orm_migration::{prelude::*, schema::*};
 pub(crate) struct Migration;
 
 /// Default rules: (tier, codes per purchase, free days for the friend).
-const DEFAULT_RULES: [(&str, i32, i32); 4] =
-    [("basic", 1, 7), ("pro", 2, 14), ("ultra", 3, 21), ("cyber", 5, 30)];
+const DEFAULT_RULES: [(&str, i32, i32); 4] = [
+    ("basic", 1, 7),
+    ("pro", 2, 14),
+    ("ultra", 3, 21),
+    ("cyber", 5, 30),
+];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

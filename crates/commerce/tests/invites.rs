@@ -74,7 +74,10 @@ async fn buy(db: &Db, customer: CustomerId, plan: &Plan, now: DateTime<Utc>) -> 
         .await
         .unwrap();
     let completion = complete_payment(db, &notice(&payment), now).await.unwrap();
-    assert!(matches!(completion, Completion::Credited(_)), "{completion:?}");
+    assert!(
+        matches!(completion, Completion::Credited(_)),
+        "{completion:?}"
+    );
     payment
 }
 
@@ -151,14 +154,22 @@ async fn purchases_earn_codes_by_their_tier_s_rule_and_promotions(backend: Backe
         assert_eq!((invite.free_days, invite.bonus_days), (14, 7));
         assert_eq!(invite.expires_at, now + TimeDelta::days(30));
     }
-    assert!(notices(&db, owner).await.contains(&"invites_issued".to_owned()));
+    assert!(
+        notices(&db, owner)
+            .await
+            .contains(&"invites_issued".to_owned())
+    );
 
     // A tier whose rule issues none.
     buy(&db, owner, &basic, now).await;
     assert_eq!(codes(&db, owner).await.len(), 2);
 
     // ×3 for Pro and ×2 for every tier are running: the largest applies, once.
-    for (tier, multiplier) in [(Some(PlanTier::Pro), 3), (None, 2), (Some(PlanTier::Basic), 10)] {
+    for (tier, multiplier) in [
+        (Some(PlanTier::Pro), 3),
+        (None, 2),
+        (Some(PlanTier::Basic), 10),
+    ] {
         let promotion = InvitePromotion {
             id: uuid::Uuid::now_v7(),
             name: format!("x{multiplier}"),
@@ -167,7 +178,10 @@ async fn purchases_earn_codes_by_their_tier_s_rule_and_promotions(backend: Backe
             starts_at: now - TimeDelta::hours(1),
             ends_at: now + TimeDelta::days(1),
         };
-        db.invites().create_promotion(&promotion, now).await.unwrap();
+        db.invites()
+            .create_promotion(&promotion, now)
+            .await
+            .unwrap();
     }
     buy(&db, owner, &pro, now).await;
     assert_eq!(codes(&db, owner).await.len(), 2 + 6);
@@ -190,22 +204,41 @@ async fn a_code_gives_free_days_once_and_its_owner_a_bonus_on_the_first_payment(
     let owner_until = expiry(&db, owner).await;
 
     // Forged, own code, then a real one typed loosely.
-    assert_eq!(refused(&db, friend, "ZZZZZZZZZZZZ", now).await, InviteRefusal::Unknown);
-    assert_eq!(refused(&db, friend, "nope", now).await, InviteRefusal::Unknown);
-    assert_eq!(refused(&db, owner, &issued[0].code, now).await, InviteRefusal::OwnCode);
+    assert_eq!(
+        refused(&db, friend, "ZZZZZZZZZZZZ", now).await,
+        InviteRefusal::Unknown
+    );
+    assert_eq!(
+        refused(&db, friend, "nope", now).await,
+        InviteRefusal::Unknown
+    );
+    assert_eq!(
+        refused(&db, owner, &issued[0].code, now).await,
+        InviteRefusal::OwnCode
+    );
     let typed = format!("inv_{}", issued[0].code.to_lowercase());
     let redeemed = redeem_invite(&db, friend, &typed, now).await.unwrap();
     assert_eq!(redeemed.subscription.expires_at, now + TimeDelta::days(14));
     assert_eq!(redeemed.subscription.plan_id, None);
     assert_eq!(expiry(&db, friend).await, now + TimeDelta::days(14));
-    assert!(notices(&db, friend).await.contains(&"invite_redeemed".to_owned()));
+    assert!(
+        notices(&db, friend)
+            .await
+            .contains(&"invite_redeemed".to_owned())
+    );
     let used = db.invites().get(issued[0].id).await.unwrap();
     assert_eq!(used.status_at(now), InviteStatus::Used);
     assert_eq!(used.redeemed_by, Some(friend));
 
     // The same code again, by anyone; a second code for the same friend: no more days.
-    assert_eq!(refused(&db, other, &issued[0].code, now).await, InviteRefusal::Used);
-    assert_eq!(refused(&db, friend, &issued[0].code, now).await, InviteRefusal::Used);
+    assert_eq!(
+        refused(&db, other, &issued[0].code, now).await,
+        InviteRefusal::Used
+    );
+    assert_eq!(
+        refused(&db, friend, &issued[0].code, now).await,
+        InviteRefusal::Used
+    );
     assert_eq!(
         refused(&db, friend, &issued[1].code, now).await,
         InviteRefusal::AlreadyGranted
@@ -231,19 +264,39 @@ async fn a_code_gives_free_days_once_and_its_owner_a_bonus_on_the_first_payment(
         )
         .await
         .unwrap();
-    assert_eq!(refused(&db, other, &stale[0].code, now).await, InviteRefusal::Expired);
-    assert!(db.subscriptions().current_for(other).await.unwrap().is_none());
+    assert_eq!(
+        refused(&db, other, &stale[0].code, now).await,
+        InviteRefusal::Expired
+    );
+    assert!(
+        db.subscriptions()
+            .current_for(other)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // The friend's first payment pays the owner 7 days, once; a later payment or a duplicate notice nothing.
     let later = now + TimeDelta::minutes(1);
     let first = buy(&db, friend, &pro, later).await;
     assert_eq!(expiry(&db, owner).await, owner_until + TimeDelta::days(7));
-    assert!(notices(&db, owner).await.contains(&"invite_bonus".to_owned()));
+    assert!(
+        notices(&db, owner)
+            .await
+            .contains(&"invite_bonus".to_owned())
+    );
     let again = complete_payment(&db, &notice(&first), later).await.unwrap();
     assert_eq!(again, Completion::AlreadyCompleted);
     buy(&db, friend, &pro, later).await;
     assert_eq!(expiry(&db, owner).await, owner_until + TimeDelta::days(7));
-    assert!(db.invites().get(issued[0].id).await.unwrap().bonus_paid_at.is_some());
+    assert!(
+        db.invites()
+            .get(issued[0].id)
+            .await
+            .unwrap()
+            .bonus_paid_at
+            .is_some()
+    );
 }
 
 on_both_backends!(refunds_withdraw_unused_codes_and_the_bonus_they_paid);
@@ -256,19 +309,34 @@ async fn refunds_withdraw_unused_codes_and_the_bonus_they_paid(backend: Backend)
     let now = Utc::now().trunc_subsecs(6);
     let purchase = buy(&db, owner, &pro, now).await;
     let issued = codes(&db, owner).await;
-    redeem_invite(&db, friend, &issued[0].code, now).await.unwrap();
+    redeem_invite(&db, friend, &issued[0].code, now)
+        .await
+        .unwrap();
     let owner_until = expiry(&db, owner).await;
     let friend_payment = buy(&db, friend, &pro, now).await;
     assert_eq!(expiry(&db, owner).await, owner_until + TimeDelta::days(5));
 
     // The friend's payment is refunded: the owner's bonus goes back too, once.
     for _ in 0..2 {
-        refund_payment(&db, friend_payment.id, "chargeback", &RefundSource::Gateway, now)
-            .await
-            .unwrap();
+        refund_payment(
+            &db,
+            friend_payment.id,
+            "chargeback",
+            &RefundSource::Gateway,
+            now,
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(expiry(&db, owner).await, owner_until);
-    assert!(db.invites().get(issued[0].id).await.unwrap().bonus_paid_at.is_none());
+    assert!(
+        db.invites()
+            .get(issued[0].id)
+            .await
+            .unwrap()
+            .bonus_paid_at
+            .is_none()
+    );
     // A later real payment earns it again.
     buy(&db, friend, &pro, now).await;
     assert_eq!(expiry(&db, owner).await, owner_until + TimeDelta::days(5));
@@ -287,7 +355,10 @@ async fn refunds_withdraw_unused_codes_and_the_bonus_they_paid(backend: Backend)
         InviteStatus::Used
     );
     let other = customer(&db, "cypher").await;
-    assert_eq!(refused(&db, other, &issued[1].code, now).await, InviteRefusal::Expired);
+    assert_eq!(
+        refused(&db, other, &issued[1].code, now).await,
+        InviteRefusal::Expired
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -281,13 +281,17 @@ mod tests {
 
     #[test]
     fn codes_are_unguessable_base32_and_normalised_as_typed() {
-        let codes: std::collections::HashSet<String> = (0..1000).map(|_| new_invite_code()).collect();
+        let codes: std::collections::HashSet<String> =
+            (0..1000).map(|_| new_invite_code()).collect();
         assert_eq!(codes.len(), 1000);
         for code in &codes {
             assert_eq!(code.len(), INVITE_CODE_LEN);
             assert!(code.bytes().all(|b| ALPHABET.contains(&b)), "{code}");
         }
-        assert_eq!(normalize_invite_code(" inv_abcd-efgh 1234 "), "ABCDEFGH1234");
+        assert_eq!(
+            normalize_invite_code(" inv_abcd-efgh 1234 "),
+            "ABCDEFGH1234"
+        );
         assert_eq!(normalize_invite_code("INV_XYZ"), "XYZ");
     }
 
@@ -310,10 +314,38 @@ mod tests {
     fn rules_and_promotions_are_checked() {
         assert!(rule(2).validate().is_ok());
         assert!(rule(21).validate().is_err());
-        assert!(InviteRule { free_days: 6, ..rule(1) }.validate().is_err());
-        assert!(InviteRule { free_days: 31, ..rule(1) }.validate().is_err());
-        assert!(InviteRule { bonus_days: 31, ..rule(1) }.validate().is_err());
-        assert!(InviteRule { valid_days: 0, ..rule(1) }.validate().is_err());
+        assert!(
+            InviteRule {
+                free_days: 6,
+                ..rule(1)
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            InviteRule {
+                free_days: 31,
+                ..rule(1)
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            InviteRule {
+                bonus_days: 31,
+                ..rule(1)
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            InviteRule {
+                valid_days: 0,
+                ..rule(1)
+            }
+            .validate()
+            .is_err()
+        );
         assert!(promotion(None, 2, 1, 2).validate().is_ok());
         assert!(promotion(None, 1, 1, 2).validate().is_err());
         assert!(promotion(None, 2, 2, 2).validate().is_err());

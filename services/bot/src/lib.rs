@@ -67,8 +67,8 @@ const GATEWAYS: [(&str, &str); 4] = [
 const TIERS: [&str; 4] = ["basic", "pro", "ultra", "cyber"];
 /// Commands the bot answers (others count as `unknown` in `bot_commands_total`).
 const COMMANDS: [&str; 11] = [
-    "start", "menu", "plans", "trial", "config", "referral", "invites", "support", "language", "link",
-    "admin",
+    "start", "menu", "plans", "trial", "config", "referral", "invites", "support", "language",
+    "link", "admin",
 ];
 
 /// The running bot: Telegram client, gRPC client, dialogue store and metrics.
@@ -1250,10 +1250,7 @@ impl App {
         let body = text_with(
             lang,
             "invite-redeemed",
-            &[
-                ("days", redeemed.free_days.to_string()),
-                ("until", until),
-            ],
+            &[("days", redeemed.free_days.to_string()), ("until", until)],
         );
         let rows = vec![vec![button(text(lang, "button-config"), "config")]];
         self.send(chat, &body, Some(keyboard(rows))).await;

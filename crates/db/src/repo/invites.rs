@@ -360,7 +360,10 @@ impl<'a, C: ConnectionTrait> Invites<'a, C> {
                 invite::Column::BonusPaidAt,
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
-            .col_expr(invite::Column::BonusPaymentId, Expr::value(Option::<Uuid>::None))
+            .col_expr(
+                invite::Column::BonusPaymentId,
+                Expr::value(Option::<Uuid>::None),
+            )
             .filter(invite::Column::Id.eq(row.id))
             .filter(invite::Column::BonusPaymentId.eq(payment))
             .exec(self.conn)
@@ -441,13 +444,13 @@ impl<'a, C: ConnectionTrait> Invites<'a, C> {
                 .filter(invite::Column::RedeemedAt.is_null())
                 .filter(invite::Column::RevokedAt.is_null())
                 .filter(invite::Column::ExpiresAt.gt(now)),
-            Some(InviteStatus::Expired) => query
-                .filter(invite::Column::RedeemedAt.is_null())
-                .filter(
+            Some(InviteStatus::Expired) => {
+                query.filter(invite::Column::RedeemedAt.is_null()).filter(
                     Condition::any()
                         .add(invite::Column::RevokedAt.is_not_null())
                         .add(invite::Column::ExpiresAt.lte(now)),
-                ),
+                )
+            }
         };
         query
             .all(self.conn)

@@ -74,7 +74,10 @@ pub(crate) struct MyInvitesView {
 }
 
 /// The customer's invite codes (earned with purchases or given by staff) and whether they redeemed one.
-pub(crate) async fn mine(state: &AppState, customer: CustomerId) -> Result<MyInvitesView, ApiError> {
+pub(crate) async fn mine(
+    state: &AppState,
+    customer: CustomerId,
+) -> Result<MyInvitesView, ApiError> {
     let now = Utc::now();
     let invites = Invites::on(state.db.conn());
     let items: Vec<InviteView> = invites
@@ -348,7 +351,9 @@ pub(crate) async fn list_promotions(
     state: web::Data<AppState>,
 ) -> Result<web::Json<Vec<PromotionView>>, ApiError> {
     let promotions = state.db.invites().promotions(Utc::now()).await?;
-    Ok(web::Json(promotions.iter().map(PromotionView::from).collect()))
+    Ok(web::Json(
+        promotions.iter().map(PromotionView::from).collect(),
+    ))
 }
 
 /// Starts (or schedules) a promotion.
@@ -527,7 +532,10 @@ async fn issue(
     validate_valid_days(body.valid_days)?;
     let bonus_days = body.bonus_days.unwrap_or(0);
     if bonus_days > 30 {
-        return Err(ApiError::invalid_field("bonus_days", "must be from 0 to 30"));
+        return Err(ApiError::invalid_field(
+            "bonus_days",
+            "must be from 0 to 30",
+        ));
     }
     let note = body
         .note
@@ -535,7 +543,10 @@ async fn issue(
         .map(str::trim)
         .filter(|n| !n.is_empty());
     if note.is_some_and(|n| n.chars().count() > 200) {
-        return Err(ApiError::invalid_field("note", "must be at most 200 characters"));
+        return Err(ApiError::invalid_field(
+            "note",
+            "must be at most 200 characters",
+        ));
     }
     let owner = body.owner_id.map(CustomerId::from_uuid);
     let txn = audit::begin(&state.db).await?;
@@ -559,7 +570,9 @@ async fn issue(
     let change = Change {
         action: "invite.issue",
         target_kind: "customer",
-        target_id: owner.as_ref().map_or(uuid::Uuid::nil(), CustomerId::as_uuid),
+        target_id: owner
+            .as_ref()
+            .map_or(uuid::Uuid::nil(), CustomerId::as_uuid),
         before: None,
         after: Some(serde_json::json!({
             "count": body.count,

@@ -169,7 +169,11 @@ mod tests {
         let a = new_referral_code();
         let b = new_referral_code();
         assert_eq!(a.len(), CODE_LEN);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() && !b"ILOU".contains(&c)), "{a}");
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() && !b"ILOU".contains(&c)),
+            "{a}"
+        );
         assert_ne!(a, b);
         assert_eq!(normalize_code(" ab12cd34 "), "AB12CD34");
     }

@@ -13,6 +13,7 @@ mod errors;
 mod grpc;
 mod health;
 mod helpers;
+mod invites;
 mod lifecycle;
 mod openapi;
 mod operations;

@@ -250,8 +250,11 @@ async fn cryptobot_payment_completes_once_through_its_webhook(backend: Backend) 
     assert_eq!(
         jobs(&app.outbox().await),
         [
+            // The payment's notice and the invite codes the basic tier's default rule issues, each pushed.
+            "deliver_notification",
             "deliver_notification",
             "provision_subscription",
+            "push_notification",
             "push_notification"
         ]
     );
@@ -266,7 +269,7 @@ async fn cryptobot_payment_completes_once_through_its_webhook(backend: Backend) 
         200
     );
     assert_eq!(days_left(&app, customer).await, Some(30), "no double days");
-    assert_eq!(app.outbox().await.len(), 3);
+    assert_eq!(app.outbox().await.len(), 5, "no more jobs");
     assert_eq!(received(&app, "cryptobot", "applied").await, 1);
     assert_eq!(received(&app, "cryptobot", "duplicate").await, 1);
     let completed = json_body(
@@ -326,8 +329,11 @@ async fn stripe_payment_completes_once_through_its_webhook(backend: Backend) {
     assert_eq!(
         jobs(&app.outbox().await),
         [
+            // The payment's notice and the invite codes the basic tier's default rule issues, each pushed.
+            "deliver_notification",
             "deliver_notification",
             "provision_subscription",
+            "push_notification",
             "push_notification"
         ]
     );
@@ -384,7 +390,8 @@ async fn yookassa_payment_completes_after_refetch_from_its_networks(backend: Bac
         PaymentStatus::Completed
     );
     assert_eq!(days_left(&app, customer).await, Some(30));
-    assert_eq!(app.outbox().await.len(), 3);
+    // Provisioning, and the payment's and the invite codes' notices with their pushes.
+    assert_eq!(app.outbox().await.len(), 5);
 
     // From outside YooKassa's networks: refused.
     let default_networks = app

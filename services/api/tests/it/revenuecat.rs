@@ -230,8 +230,11 @@ async fn a_purchase_is_credited_once_per_event_and_per_transaction(backend: Back
     assert_eq!(
         jobs,
         [
+            // The payment's notice and the invite codes the basic tier's default rule issues, each pushed.
+            "deliver_notification",
             "deliver_notification",
             "provision_subscription",
+            "push_notification",
             "push_notification"
         ]
     );
@@ -254,7 +257,7 @@ async fn a_purchase_is_credited_once_per_event_and_per_transaction(backend: Back
     assert_eq!(days_left(&app, customer).await, Some(30));
     assert_eq!(
         app.outbox().await.len(),
-        3,
+        5,
         "no more panel updates or notices"
     );
     assert_eq!(received(&app, "revenuecat", "duplicate").await, 2);
@@ -286,7 +289,7 @@ async fn a_purchase_is_credited_once_per_event_and_per_transaction(backend: Back
     deliver(&app, &renewal).await;
     assert_eq!(store_payments(&app, customer).await.len(), 2);
     assert_eq!(days_left(&app, customer).await, Some(60));
-    assert_eq!(app.outbox().await.len(), 6);
+    assert_eq!(app.outbox().await.len(), 10, "five jobs per purchase");
 
     // Staff see it with the other payments.
     let staff = app.staff_token(StaffRole::Admin).await;

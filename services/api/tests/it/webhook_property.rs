@@ -385,13 +385,14 @@ async fn randomized_webhook_deliveries_credit_each_paid_payment_exactly_once(bac
         );
     }
 
-    // One provisioning, one notification and its push per distinct paid payment.
+    // Per distinct paid payment: one provisioning, and two notices (the payment, the invite codes it earned)
+    // each with its push.
     let outbox = app.outbox().await;
     let count = |job: &str| outbox.iter().filter(|m| m.job == job).count();
     assert_eq!(count("provision_subscription"), paid.len(), "{ctx}");
-    assert_eq!(count("deliver_notification"), paid.len(), "{ctx}");
-    assert_eq!(count("push_notification"), paid.len(), "{ctx}");
-    assert_eq!(outbox.len(), 3 * paid.len(), "{ctx}");
+    assert_eq!(count("deliver_notification"), 2 * paid.len(), "{ctx}");
+    assert_eq!(count("push_notification"), 2 * paid.len(), "{ctx}");
+    assert_eq!(outbox.len(), 5 * paid.len(), "{ctx}");
 
     let total = outcomes.len();
     assert!(total >= 2_000, "{ctx}: only {total} deliveries");
