@@ -158,6 +158,48 @@ impl World {
         .unwrap()
     }
 
+    /// `user` (registered, English) buys Pro for 30 days with Stars in the bot, through to "Payment received".
+    async fn buy_pro_with_stars(&self, user: &User, charge: &str) {
+        let telegram = &self.telegram;
+        let skip = self.sent(user.id);
+        telegram.send_text(user, user.id, "/plans");
+        let tiers = self.reply(user.id, skip, "Choose a plan").await;
+        let skip = self.sent(user.id);
+        telegram.press_button(user, message_id(&tiers), "tier:pro");
+        let durations = self.reply(user.id, skip, "choose how long").await;
+        let skip = self.sent(user.id);
+        telegram.press_button(user, message_id(&durations), &button(&durations, "plan:"));
+        let gateways = self.reply(user.id, skip, "How would you like to pay").await;
+        let skip = self.sent(user.id);
+        telegram.press_button(user, message_id(&gateways), &button(&gateways, "pay:"));
+        let invoice = self.reply(user.id, skip, "CyberVPN Pro").await;
+        let payload = invoice.str_param("payload").unwrap().to_owned();
+        let stars = invoice.params["prices"][0]["amount"].as_i64().unwrap();
+        let answered = telegram.precheckout_answers().len();
+        telegram.pre_checkout(user, "XTR", stars, &payload);
+        for _ in 0..200 {
+            if telegram.precheckout_answers().len() > answered {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let skip = self.sent(user.id);
+        telegram.successful_payment(user, "XTR", stars, &payload, charge);
+        self.reply(user.id, skip, "Payment received").await;
+    }
+
+    /// When the customer with this Telegram id's subscription ends.
+    async fn expiry(&self, telegram: i64) -> chrono::DateTime<chrono::Utc> {
+        let customer = self.customer(telegram).await;
+        self.db
+            .subscriptions()
+            .current_for(customer.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at
+    }
+
     fn env_var(&self, name: &str) -> String {
         self.env.iter().find(|(k, _)| k == name).unwrap().1.clone()
     }
@@ -1363,6 +1405,98 @@ async fn the_daily_backup_reaches_the_admin_chats_as_a_document() {
             .is_some()
     );
     assert_eq!(world.sent(ADMIN_CHATS[0]), 2, "each backup announced once");
+
+    assert!(terminate(&mut bot));
+    assert!(terminate(&mut worker));
+    world.handle.stop(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn friends_join_with_invite_codes_and_the_inviter_earns_days_when_they_pay() {
+    let world = World::new().await;
+    let mut worker = world.spawn("cybervpn-worker");
+    let mut bot = world.spawn("cybervpn-bot");
+    let telegram = &world.telegram;
+
+    // Carol buys Pro: the default rule gives her two codes of 14 free days, announced by the worker and bot.
+    let carol = User::new(5301, "Carol").with_language("en");
+    telegram.send_text(&carol, carol.id, "/start");
+    let menu = world.reply(carol.id, 0, "What would you like to do?").await;
+    let skip = world.sent(carol.id);
+    telegram.press_button(&carol, message_id(&menu), "invites");
+    world.reply(carol.id, skip, "no invite codes yet").await;
+    world.buy_pro_with_stars(&carol, "stxINV-1").await;
+    world
+        .reply(carol.id, 0, "You received 2 invite code(s)")
+        .await;
+    let carol_until = world.expiry(carol.id).await;
+    let skip = world.sent(carol.id);
+    telegram.send_text(&carol, carol.id, "/invites");
+    let list = world.reply(carol.id, skip, "2 available").await;
+    let text = list.str_param("text").unwrap().to_owned();
+    let codes: Vec<String> = text
+        .split("start=inv_")
+        .skip(1)
+        .map(|rest| rest.split_whitespace().next().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 2, "{text}");
+
+    // Dave follows the first link: 14 free days, provisioned on the panel by the worker.
+    let dave = User::new(5302, "Dave").with_language("en");
+    telegram.send_text(&dave, dave.id, &format!("/start inv_{}", codes[0]));
+    world
+        .reply(dave.id, 0, "Invite accepted: 14 free days")
+        .await;
+    let dave_customer = world.customer(dave.id).await;
+    let panel_user = format!("cv_{}", dave_customer.id.as_uuid().simple());
+    for _ in 0..300 {
+        if world.panel.user_by_username(&panel_user).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        world.panel.user_by_username(&panel_user).is_some(),
+        "the worker provisioned the free access"
+    );
+    let days = (world.expiry(dave.id).await - chrono::Utc::now()).num_hours() / 24;
+    assert_eq!(days, 13, "14 free days, once");
+
+    // Erin types the second code through the menu; then tries Dave's used one.
+    let erin = User::new(5303, "Erin").with_language("en");
+    telegram.send_text(&erin, erin.id, "/start");
+    world.reply(erin.id, 0, "What would you like to do?").await;
+    let skip = world.sent(erin.id);
+    telegram.send_text(&erin, erin.id, "/invites");
+    let list = world.reply(erin.id, skip, "no invite codes yet").await;
+    let skip = world.sent(erin.id);
+    telegram.press_button(&erin, message_id(&list), "invite");
+    world.reply(erin.id, skip, "Send the invite code").await;
+    let skip = world.sent(erin.id);
+    telegram.send_text(&erin, erin.id, &codes[1].to_lowercase());
+    world.reply(erin.id, skip, "Invite accepted").await;
+    let skip = world.sent(erin.id);
+    telegram.send_text(&erin, erin.id, &format!("/start inv_{}", codes[0]));
+    world.reply(erin.id, skip, "already used").await;
+    let skip = world.sent(erin.id);
+    telegram.send_text(&erin, erin.id, "/start inv_FORGED000000");
+    world.reply(erin.id, skip, "no invite has this code").await;
+
+    // Dave pays: Carol gets 7 days, once (a second purchase by Dave pays nothing more).
+    world.buy_pro_with_stars(&dave, "stxINV-2").await;
+    world
+        .reply(carol.id, 0, "A friend you invited has subscribed")
+        .await;
+    assert_eq!(
+        world.expiry(carol.id).await,
+        carol_until + chrono::Duration::days(7)
+    );
+    world.buy_pro_with_stars(&dave, "stxINV-3").await;
+    assert_eq!(
+        world.expiry(carol.id).await,
+        carol_until + chrono::Duration::days(7)
+    );
+    assert!(telegram.unanswered_callbacks().is_empty());
 
     assert!(terminate(&mut bot));
     assert!(terminate(&mut worker));
