@@ -1,10 +1,11 @@
 //! `POST /api/v1/webhooks/remnawave`: the panel's signed events, applied idempotently.
 //!
-//! Webhooks only accelerate what reconciliation would find anyway: a duplicate or a lost delivery is
-//! harmless. Our subscription stays the truth; panel-side changes to a user trigger provisioning back to it.
+//! Webhooks only accelerate what reconciliation would find anyway: a lost delivery is harmless. Our subscription
+//! stays the truth; panel-side changes to a user trigger provisioning back to it. A replayed delivery is refused:
+//! its signed `timestamp` must be within [`WEBHOOK_WINDOW`] of our clock, and each signed body is applied once.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use cybervpn_db::Subscriptions;
 use cybervpn_domain::{
     CustomerId, ErrorCode, PanelIdentity, Subscription, SubscriptionStatus, TrafficBytes,
@@ -18,6 +19,10 @@ use crate::{
     routes::{audit, operations::outbox_provision},
     state::AppState,
 };
+
+/// How far a webhook's signed timestamp may be from our clock: the panel's retries span about 15 s, the rest
+/// allows for clock skew. A body seen within twice this is a duplicate.
+const WEBHOOK_WINDOW: TimeDelta = TimeDelta::minutes(5);
 
 /// The envelope every panel webhook has.
 #[derive(Deserialize)]
@@ -34,9 +39,9 @@ struct Event {
     tag = "webhooks",
     request_body(content = Object, description = "`{scope, event, timestamp, data, meta}` as the panel sends it"),
     responses(
-        (status = 200, description = "Accepted (also for events we do not act on)"),
+        (status = 200, description = "Accepted (also for events we do not act on, and for a body already applied)"),
         (status = 400, description = "Not a webhook body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong signature", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong signature, or a timestamp more than 5 minutes from now (a replay)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Webhooks are not configured", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -74,20 +79,64 @@ pub(crate) async fn remnawave_webhook(
             format!("not a webhook body: {err}"),
         )
     })?;
+    let count = |outcome: &str| {
+        state
+            .metrics
+            .webhooks
+            .with_label_values(&["remnawave", outcome])
+            .inc();
+    };
+    if let Err(err) = fresh(event.timestamp.as_deref(), Utc::now()) {
+        count("stale");
+        return Err(err);
+    }
+    // The signature identifies the exact body: a second delivery of it is a replay or a duplicate.
+    let seen = format!(
+        "remnawave-webhook:{}",
+        signature.trim().to_ascii_lowercase()
+    );
+    let window = (WEBHOOK_WINDOW * 2).to_std().unwrap_or_default();
+    if !state.auth.store.claim(&seen, window).await? {
+        count("duplicate");
+        return Ok(HttpResponse::Ok().json(serde_json::json!({ "ok": true, "duplicate": true })));
+    }
     let handled = match event.event.split_once('.') {
-        Some(("user", kind)) => user_event(&state, kind, &event).await?,
-        Some(("node", kind)) => node_event(&state, kind, &event).await?,
-        _ => false,
+        Some(("user", kind)) => user_event(&state, kind, &event).await,
+        Some(("node", kind)) => node_event(&state, kind, &event).await,
+        _ => Ok(false),
+    };
+    let handled = match handled {
+        Ok(handled) => handled,
+        Err(err) => {
+            // Not applied: the panel's retry must be.
+            let _ = state.auth.store.delete(&seen).await;
+            return Err(err);
+        }
     };
     if !handled {
         tracing::info!(event = %event.event, "panel webhook acknowledged without action");
     }
-    state
-        .metrics
-        .webhooks
-        .with_label_values(&["remnawave", if handled { "applied" } else { "ignored" }])
-        .inc();
+    count(if handled { "applied" } else { "ignored" });
     Ok(HttpResponse::Ok().json(serde_json::json!({ "ok": true })))
+}
+
+/// Checks that a webhook's signed `timestamp` is within [`WEBHOOK_WINDOW`] of `now`.
+fn fresh(timestamp: Option<&str>, now: DateTime<Utc>) -> Result<(), ApiError> {
+    let sent = timestamp
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::MalformedJson,
+                "not a webhook body: missing or invalid timestamp",
+            )
+        })?;
+    if (now - sent.with_timezone(&Utc)).abs() > WEBHOOK_WINDOW {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "webhook timestamp is more than 5 minutes from now (a replay, or the panel's clock is off)",
+        ));
+    }
+    Ok(())
 }
 
 /// Constant-time check of a lowercase (or uppercase) hex HMAC-SHA256 of `body`.

@@ -19,6 +19,7 @@ on_both_backends!(
     panel_side_user_changes_are_provisioned_back,
     node_events_update_servers_and_notify_staff_of_status_changes,
     events_we_do_not_act_on_change_nothing,
+    replayed_and_stale_webhooks_are_refused,
 );
 
 const SECRET: &str = "webhook-secret-of-at-least-32-characters";
@@ -56,6 +57,12 @@ async fn deliver(app: &TestApp, event: &Value) {
     let body = serde_json::to_vec(event).unwrap();
     let response = deliver_raw(app, &body, Some(&sign(SECRET, &body))).await;
     assert_eq!(json_body(response, 200).await, json!({ "ok": true }));
+}
+
+/// A webhook timestamp `offset` seconds from now, as the panel writes it.
+fn at(offset: i64) -> String {
+    (Utc::now() + chrono::TimeDelta::seconds(offset))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn event(name: &str, timestamp: &str, data: Value) -> Value {
@@ -118,12 +125,7 @@ async fn received(app: &TestApp, outcome: &str) -> u64 {
 
 async fn webhooks_are_refused_until_a_secret_is_configured(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let body = serde_json::to_vec(&event(
-        "user.modified",
-        "2025-06-01T12:00:00.000Z",
-        json!({}),
-    ))
-    .unwrap();
+    let body = serde_json::to_vec(&event("user.modified", &at(-180), json!({}))).unwrap();
     for signature in [Some(sign(SECRET, &body)), None] {
         assert_problem(
             deliver_raw(&app, &body, signature.as_deref()).await,
@@ -138,12 +140,8 @@ async fn webhooks_are_refused_until_a_secret_is_configured(backend: Backend) {
 async fn only_correctly_signed_webhook_bodies_are_read(backend: Backend) {
     let app = spawn(backend).await;
     let (_, subscription) = provisioned(&app, "signed@example.com", 501).await;
-    let body = serde_json::to_vec(&event(
-        "user.deleted",
-        "2025-06-01T12:00:00.000Z",
-        panel_user(501, "x", "s"),
-    ))
-    .unwrap();
+    let body =
+        serde_json::to_vec(&event("user.deleted", &at(-180), panel_user(501, "x", "s"))).unwrap();
     let other = br#"{"event":"user.deleted","data":{"id":501}}"#;
     let bad = [
         None,
@@ -202,7 +200,7 @@ async fn a_revoked_panel_user_replaces_the_subscription_link(backend: Backend) {
         &app,
         &event(
             "user.revoked",
-            "2025-06-01T12:00:00.000Z",
+            &at(-180),
             panel_user(501, &username(customer), "newShort"),
         ),
     )
@@ -231,7 +229,7 @@ async fn a_revoked_panel_user_replaces_the_subscription_link(backend: Backend) {
         &app,
         &event(
             "user.revoked",
-            "2025-06-01T12:05:00.000Z",
+            &at(0),
             json!({ "id": 501, "shortUuid": "third" }),
         ),
     )
@@ -246,12 +244,17 @@ async fn a_limited_panel_user_limits_the_subscription_and_notifies_once(backend:
     let (customer, subscription) = provisioned(&app, "limited@example.com", 502).await;
     let limited = event(
         "user.limited",
-        "2025-06-01T12:00:00.000Z",
+        &at(-180),
         panel_user(502, &username(customer), "oldShort"),
     );
-    // The panel may deliver the same event twice: the second delivery changes nothing.
+    // The panel may deliver the same event twice: the second delivery is acknowledged and changes nothing.
     deliver(&app, &limited).await;
-    deliver(&app, &limited).await;
+    let body = serde_json::to_vec(&limited).unwrap();
+    let again = deliver_raw(&app, &body, Some(&sign(SECRET, &body))).await;
+    assert_eq!(
+        json_body(again, 200).await,
+        json!({ "ok": true, "duplicate": true })
+    );
     let after = app.db.subscriptions().get(subscription.id).await.unwrap();
     assert_eq!(after.status, SubscriptionStatus::Limited);
     assert_eq!(after.expires_at, subscription.expires_at);
@@ -289,7 +292,7 @@ async fn a_limited_panel_user_limits_the_subscription_and_notifies_once(backend:
         &app,
         &event(
             "user.traffic_reset",
-            "2025-06-02T00:00:00.000Z",
+            &at(60),
             panel_user(502, &username(customer), "oldShort"),
         ),
     )
@@ -321,7 +324,7 @@ async fn panel_side_user_changes_are_provisioned_back(backend: Backend) {
         ("user.modified", panel_user(503, &username(customer), "s1")),
         ("user.modified", panel_user(9_999, &username(fresh), "s2")),
     ] {
-        deliver(&app, &event(name, "2025-06-01T12:00:00.000Z", user)).await;
+        deliver(&app, &event(name, &at(-180), user)).await;
     }
     let outbox = app.outbox().await;
     let jobs: Vec<(&str, &Value)> = outbox
@@ -353,11 +356,7 @@ async fn panel_side_user_changes_are_provisioned_back(backend: Backend) {
             "s4",
         ),
     ] {
-        deliver(
-            &app,
-            &event("user.deleted", "2025-06-01T12:00:00.000Z", user),
-        )
-        .await;
+        deliver(&app, &event("user.deleted", &at(-180), user)).await;
     }
     assert_eq!(app.outbox().await.len(), 3);
     assert_eq!(received(&app, "applied").await, 3);
@@ -413,15 +412,9 @@ async fn node_events_update_servers_and_notify_staff_of_status_changes(backend: 
         .unwrap()
         .id;
 
-    // The panel loses the node, and says so twice.
-    let lost = node_event(
-        "node.connection_lost",
-        "2025-06-01T12:00:00.000Z",
-        node,
-        false,
-    );
-    deliver(&app, &lost).await;
-    deliver(&app, &lost).await;
+    // The panel loses the node, and says so twice (two events, seconds apart).
+    deliver(&app, &node_event("node.connection_lost", &at(-180), node, false)).await;
+    deliver(&app, &node_event("node.connection_lost", &at(-175), node, false)).await;
     let stored = app.db.servers().get(server).await.unwrap();
     assert_eq!(stored.status, ServerStatus::Offline);
     assert!(!stored.is_connected);
@@ -449,19 +442,10 @@ async fn node_events_update_servers_and_notify_staff_of_status_changes(backend: 
     assert_eq!(app.outbox().await.len(), 1, "one delivery job");
 
     // A change that keeps the status says nothing; the node coming back does.
+    deliver(&app, &node_event("node.modified", &at(-120), node, false)).await;
     deliver(
         &app,
-        &node_event("node.modified", "2025-06-01T12:01:00.000Z", node, false),
-    )
-    .await;
-    deliver(
-        &app,
-        &node_event(
-            "node.connection_restored",
-            "2025-06-01T12:02:00.000Z",
-            node,
-            true,
-        ),
+        &node_event("node.connection_restored", &at(-60), node, true),
     )
     .await;
     let stored = app.db.servers().get(server).await.unwrap();
@@ -489,25 +473,17 @@ async fn events_we_do_not_act_on_change_nothing(backend: Backend) {
     let events = [
         event(
             "torrent_blocker.report",
-            "2025-06-01T12:00:00.000Z",
+            &at(-180),
             json!({ "user": panel_user(504, &username(customer), "oldShort"), "node": {} }),
         ),
         event(
             "user.first_connected",
-            "2025-06-01T12:00:00.000Z",
+            &at(-180),
             panel_user(504, &username(customer), "oldShort"),
         ),
-        event(
-            "service.panel_started",
-            "2025-06-01T12:00:00.000Z",
-            json!({}),
-        ),
-        event(
-            "node.created",
-            "2025-06-01T12:00:00.000Z",
-            json!({ "name": "no uuid" }),
-        ),
-        json!({ "event": "user.limited" }),
+        event("service.panel_started", &at(-180), json!({})),
+        event("node.created", &at(-180), json!({ "name": "no uuid" })),
+        json!({ "event": "user.limited", "timestamp": at(-180) }),
     ];
     for event in &events {
         deliver(&app, event).await;
@@ -521,5 +497,57 @@ async fn events_we_do_not_act_on_change_nothing(backend: Backend) {
     assert!(app.db.servers().list().await.unwrap().is_empty());
     assert_eq!(received(&app, "ignored").await, 5);
     assert_eq!(received(&app, "applied").await, 0);
+    app.stop().await;
+}
+
+async fn replayed_and_stale_webhooks_are_refused(backend: Backend) {
+    let app = spawn(backend).await;
+    let (customer, subscription) = provisioned(&app, "replay@example.com", 601).await;
+    let user = panel_user(601, &username(customer), "oldShort");
+    let reset = event("user.traffic_reset", &at(-30), user.clone());
+    deliver(&app, &reset).await;
+    let jobs = app.outbox().await.len();
+
+    // Traffic is used again; a captured copy of the reset, replayed, must not clear it.
+    assert!(
+        app.db
+            .subscriptions()
+            .set_traffic_used(601, TrafficBytes::from_bytes(7_000))
+            .await
+            .unwrap()
+    );
+    let body = serde_json::to_vec(&reset).unwrap();
+    let replay = deliver_raw(&app, &body, Some(&sign(SECRET, &body))).await;
+    assert_eq!(
+        json_body(replay, 200).await,
+        json!({ "ok": true, "duplicate": true })
+    );
+    let after = app.db.subscriptions().get(subscription.id).await.unwrap();
+    assert_eq!(after.traffic_used, TrafficBytes::from_bytes(7_000));
+    assert_eq!(app.outbox().await.len(), jobs, "nothing provisioned again");
+    assert_eq!(received(&app, "duplicate").await, 1);
+
+    // Correctly signed but too old or too far ahead (a replay past the dedup window, or a skewed clock).
+    for timestamp in [
+        at(-6 * 60),
+        at(6 * 60),
+        "2025-06-01T12:00:00.000Z".to_owned(),
+    ] {
+        let body =
+            serde_json::to_vec(&event("user.traffic_reset", &timestamp, user.clone())).unwrap();
+        let response = deliver_raw(&app, &body, Some(&sign(SECRET, &body))).await;
+        let problem = assert_problem(response, 401, "unauthorized").await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("5 minutes"),
+            "{problem}"
+        );
+    }
+    assert_eq!(received(&app, "stale").await, 3);
+    // No timestamp at all is not a panel webhook.
+    let body = serde_json::to_vec(&json!({ "event": "user.traffic_reset", "data": user })).unwrap();
+    let response = deliver_raw(&app, &body, Some(&sign(SECRET, &body))).await;
+    assert_problem(response, 400, "malformed_json").await;
+    let after = app.db.subscriptions().get(subscription.id).await.unwrap();
+    assert_eq!(after.traffic_used, TrafficBytes::from_bytes(7_000));
     app.stop().await;
 }
