@@ -549,6 +549,11 @@ impl TelegramFake {
         lock(&self.shared().state).blocked.insert(chat_id);
     }
 
+    /// Makes the next `count` sends and edits to `chat_id` fail with 502 (Telegram having a bad moment).
+    pub fn fail_sends_to(&self, chat_id: i64, count: usize) {
+        lock(&self.shared().state).failing.insert(chat_id, count);
+    }
+
     /// Undoes [`TelegramFake::block_user`].
     pub fn unblock_user(&self, chat_id: i64) {
         lock(&self.shared().state).blocked.remove(&chat_id);

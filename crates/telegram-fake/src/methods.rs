@@ -226,11 +226,15 @@ fn target_chat(input: &Input) -> Result<i64, ApiError> {
     }
 }
 
-/// The `chat_id` a send or edit targets, refused when the user blocked the bot.
-fn writable_chat(state: &State, input: &Input) -> Result<i64, ApiError> {
+/// The `chat_id` a send or edit targets, refused when the user blocked the bot or a failure is injected.
+fn writable_chat(state: &mut State, input: &Input) -> Result<i64, ApiError> {
     let chat_id = target_chat(input)?;
     if state.blocked.contains(&chat_id) {
         return Err(ApiError::new(403, BLOCKED));
+    }
+    if let Some(left) = state.failing.get_mut(&chat_id).filter(|left| **left > 0) {
+        *left -= 1;
+        return Err(ApiError::new(502, "Bad Gateway"));
     }
     Ok(chat_id)
 }
@@ -656,7 +660,7 @@ fn delete_message(state: &mut State, input: &Input) -> Result<Value, ApiError> {
     Ok(json!(true))
 }
 
-fn send_chat_action(state: &State, input: &Input) -> Result<Value, ApiError> {
+fn send_chat_action(state: &mut State, input: &Input) -> Result<Value, ApiError> {
     writable_chat(state, input)?;
     let action = input.str("action").unwrap_or_default();
     if !CHAT_ACTIONS.contains(&action.as_str()) {

@@ -78,6 +78,8 @@ pub(crate) struct State {
     pub(crate) commands: HashMap<(String, String), Value>,
     pub(crate) files: HashMap<String, StoredFile>,
     pub(crate) blocked: HashSet<i64>,
+    /// Sends to these chats fail with 502 this many more times.
+    pub(crate) failing: HashMap<i64, usize>,
     /// `retry_after` of each coming forced 429.
     pub(crate) rate_limits: VecDeque<u64>,
     pub(crate) global_rate: Option<u32>,
@@ -112,6 +114,7 @@ impl State {
             commands: HashMap::new(),
             files: HashMap::new(),
             blocked: HashSet::new(),
+            failing: HashMap::new(),
             rate_limits: VecDeque::new(),
             global_rate: None,
             recent_sends: VecDeque::new(),

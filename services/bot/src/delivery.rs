@@ -20,6 +20,8 @@ use crate::{App, Lang, describe, text_with};
 pub const MESSAGES_PER_SECOND: u32 = 25;
 /// How many times one message is tried again after a 429 or a network failure.
 const SEND_ATTEMPTS: u32 = 5;
+/// How long the bot remembers that a chat got a notification (longer than any job's retries).
+const SENT_MARK_TTL: Duration = Duration::from_secs(2 * 24 * 3600);
 /// Largest file a bot may upload (Telegram's limit for `sendDocument`).
 const MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
 /// How long a broadcast run waits for another run's claimed recipients.
@@ -211,8 +213,22 @@ impl App {
             String::new()
         };
         for chat in &notification.chat_ids {
+            // A retry after a partial delivery skips the chats that already have it.
+            let sent = format!("notice-sent:{id}:{chat}");
+            if self
+                .store
+                .numbers(std::slice::from_ref(&sent))
+                .await
+                .is_ok_and(|marks| marks.first().copied().flatten().is_some())
+            {
+                accepted = true;
+                continue;
+            }
             match self.deliver(*chat, &content).await {
-                Sent::Accepted => accepted = true,
+                Sent::Accepted => {
+                    accepted = true;
+                    let _ = self.store.set_number(&sent, 1, SENT_MARK_TTL).await;
+                }
                 Sent::Blocked(reason) | Sent::Refused(reason) => {
                     tracing::info!(chat, reason = %reason, kind = %notification.kind, "telegram refused a notification");
                     error = reason;

@@ -1025,6 +1025,29 @@ async fn the_bot_delivers_notifications_once_and_does_not_retry_blocked_chats() 
     };
     assert_eq!(world.sent(ADMIN_CHATS[0]), 1, "delivered once");
     assert_eq!(tries(ADMIN_CHATS[1]), 1, "the blocked chat is tried once");
+
+    // Telegram fails every try to the second chat, after the first got it: the job is retried later and the
+    // first chat does not get it twice.
+    telegram.unblock_user(ADMIN_CHATS[1]);
+    telegram.fail_sends_to(ADMIN_CHATS[1], 5);
+    let skip = world.sent(erin.id);
+    telegram.send_text(&erin, erin.id, "/support");
+    world.reply(erin.id, skip, "Describe").await;
+    telegram.send_text(&erin, erin.id, "Still slow in Lisbon");
+    world.reply(ADMIN_CHATS[1], 0, "Still slow in Lisbon").await;
+    let copies = |chat: i64| {
+        telegram
+            .sent_to(chat)
+            .iter()
+            .filter(|call| call.str_param("text").is_some_and(|t| t.contains("Lisbon")))
+            .count()
+    };
+    assert_eq!(
+        copies(ADMIN_CHATS[0]),
+        1,
+        "not sent again to the chat that had it"
+    );
+    assert_eq!(copies(ADMIN_CHATS[1]), 1);
     assert!(terminate(&mut bot));
     assert!(terminate(&mut worker));
 }

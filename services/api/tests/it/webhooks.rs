@@ -413,8 +413,16 @@ async fn node_events_update_servers_and_notify_staff_of_status_changes(backend: 
         .id;
 
     // The panel loses the node, and says so twice (two events, seconds apart).
-    deliver(&app, &node_event("node.connection_lost", &at(-180), node, false)).await;
-    deliver(&app, &node_event("node.connection_lost", &at(-175), node, false)).await;
+    deliver(
+        &app,
+        &node_event("node.connection_lost", &at(-180), node, false),
+    )
+    .await;
+    deliver(
+        &app,
+        &node_event("node.connection_lost", &at(-175), node, false),
+    )
+    .await;
     let stored = app.db.servers().get(server).await.unwrap();
     assert_eq!(stored.status, ServerStatus::Offline);
     assert!(!stored.is_connected);
