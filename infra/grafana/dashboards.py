@@ -189,7 +189,7 @@ def overview() -> Dashboard:
     d.timeseries("Open staff WebSockets", "Live-view connections per api replica.",
                  (f"sum by (instance) (ws_connections{{{API}}})", "{{instance}}"), stack=True)
     d.timeseries("WebSockets closed by reason", "Closes per hour: client, silent (no pong), too_slow, flood, "
-                 "protocol.",
+                 "protocol, shutdown (the api stopping).",
                  (f"sum by (reason) (increase(ws_closed_total{{{API}}}[1h]))", "{{reason}}"), bars=True)
     d.row("Alerts")
     d.table("Firing alerts", "Alerts Prometheus currently fires (rules in infra/prometheus/rules).",

@@ -59,6 +59,22 @@ pub struct Api {
     background: Option<Background>,
     grpc: Option<Grpc>,
     companion: Option<Background>,
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+/// Stops a running api: live WebSockets get a Close frame (1001), then in-flight requests drain.
+#[derive(Clone)]
+pub struct StopHandle {
+    server: ServerHandle,
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl StopHandle {
+    /// Closes the staff WebSockets and stops the server (`graceful`: drain in-flight requests first).
+    pub async fn stop(&self, graceful: bool) {
+        let _ = self.stopping.send(true);
+        self.server.stop(graceful).await;
+    }
 }
 
 /// A service the standalone process runs beside the api once it is built (the Telegram bot).
@@ -100,9 +116,12 @@ impl Api {
         self.grpc.as_ref().map(|grpc| grpc.addr)
     }
 
-    /// A handle to stop the server gracefully.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    /// A handle to stop the server.
+    pub fn handle(&self) -> StopHandle {
+        StopHandle {
+            server: self.server.handle(),
+            stopping: Arc::clone(&self.stopping),
+        }
     }
 
     /// Starts `companion` beside the api when it can run: in standalone mode (the in-process queue) with the
@@ -239,7 +258,10 @@ pub async fn build(
     let panel = panel_client(&config, &metrics)?;
     let gateways =
         routes::payments::Gateways::from_config(&config.payments, &config.telegram, &metrics)?;
+    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
+    let stopping = Arc::new(stopping);
     let state = web::Data::new(AppState {
+        stopping: stopping_rx,
         db: db.clone(),
         kv,
         panel,
@@ -332,6 +354,7 @@ pub async fn build(
         background,
         grpc,
         companion: None,
+        stopping,
     })
 }
 

@@ -37,6 +37,8 @@ pub(crate) struct AppState {
     pub(crate) plans: CachedBody,
     /// Keys, password hasher and shared state for authentication.
     pub(crate) auth: crate::auth::AuthState,
+    /// Turns true when the api is stopping (live connections close first).
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
     /// Serialized customer profiles for `GET /auth/me`, which mobile apps poll.
     pub(crate) profiles: TtlCache<cybervpn_domain::CustomerId, Bytes>,
 }

@@ -26,7 +26,7 @@ struct World {
     panel: PanelFake,
     db: cybervpn_db::Db,
     env: Vec<(String, String)>,
-    handle: actix_web::dev::ServerHandle,
+    handle: cybervpn_api::StopHandle,
     /// The worker's backup directory, which the bot reads.
     backups: tempfile::TempDir,
     _db: TestDb,

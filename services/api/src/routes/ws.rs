@@ -8,7 +8,8 @@
 //!
 //! Each connection has a bounded buffer: a client that reads too slowly (its buffer overflows, or a send waits
 //! longer than [`SEND_TIMEOUT`]) is dropped with close code 1008, and so is one that floods the server with
-//! messages. The server pings every `api.ws_heartbeat_secs` and drops a client silent for three intervals.
+//! messages. The server pings every `api.ws_heartbeat_secs` and drops a client silent for three intervals. When
+//! the api stops, each client gets 1001 before requests drain, and reconnects to another replica.
 
 use std::{
     sync::Arc,
@@ -208,6 +209,7 @@ async fn open(
         queue: state.queue.clone(),
         heartbeat: Duration::from_secs(state.config.api.ws_heartbeat_secs),
         metrics: state.ws.clone(),
+        stopping: state.stopping.clone(),
     };
     let stream = stream.max_frame_size(MAX_FRAME_BYTES);
     actix_web::rt::spawn(connection.serve(stream));
@@ -252,6 +254,7 @@ struct Connection {
     queue: Option<cybervpn_jobs::Queue>,
     heartbeat: Duration,
     metrics: WsMetrics,
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Why the server ends a connection: the metric label and the close frame.
@@ -266,6 +269,8 @@ enum End {
     Flood,
     /// A malformed or oversized frame.
     Protocol,
+    /// The api is stopping.
+    Shutdown,
 }
 
 impl End {
@@ -276,6 +281,7 @@ impl End {
             Self::TooSlow => "too_slow",
             Self::Flood => "flood",
             Self::Protocol => "protocol",
+            Self::Shutdown => "shutdown",
         }
     }
 
@@ -286,6 +292,7 @@ impl End {
             Self::TooSlow => (CloseCode::Policy, "too slow to read the events"),
             Self::Flood => (CloseCode::Policy, "too many messages"),
             Self::Protocol => (CloseCode::Protocol, "malformed or oversized frame"),
+            Self::Shutdown => (CloseCode::Away, "server shutting down"),
         };
         Some(CloseReason {
             code,
@@ -325,7 +332,15 @@ impl Connection {
         let mut window = (Instant::now(), 0_u32);
         let monitoring = self.topics.contains(&LiveTopic::Monitoring);
         loop {
+            if *self.stopping.borrow() {
+                return End::Shutdown;
+            }
             tokio::select! {
+                changed = self.stopping.changed() => {
+                    if changed.is_err() {
+                        return End::Shutdown;
+                    }
+                }
                 _ = ping.tick() => {
                     if heard.elapsed() > self.heartbeat * 3 {
                         return End::Silent;

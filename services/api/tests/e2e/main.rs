@@ -25,7 +25,7 @@ struct World {
     db: cybervpn_db::Db,
     fake: PanelFake,
     env: Vec<(String, String)>,
-    handle: actix_web::dev::ServerHandle,
+    handle: cybervpn_api::StopHandle,
     signing_key: String,
     _db: TestDb,
     _redis: TestRedis,

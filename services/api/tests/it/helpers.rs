@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
-use actix_web::dev::ServerHandle;
 use cybervpn_api::Mode;
+use cybervpn_api::StopHandle;
 use cybervpn_config::Config;
 use cybervpn_testkit::{Backend, TestDb, TestRedis};
 
@@ -15,8 +15,8 @@ pub(crate) struct TestApp {
     pub(crate) config: Arc<Config>,
     /// `http://<addr>` of the gRPC server, when the app runs one.
     pub(crate) grpc: Option<String>,
-    handle: ServerHandle,
-    siblings: std::sync::Mutex<Vec<ServerHandle>>,
+    handle: StopHandle,
+    siblings: std::sync::Mutex<Vec<StopHandle>>,
     // Dropped after the server is stopped: the database and Redis prefix are removed.
     _db: TestDb,
     _redis: Option<TestRedis>,

@@ -391,3 +391,21 @@ async fn a_slow_reader_is_dropped_while_the_others_keep_receiving() {
     drop(slow);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_are_told_when_the_api_stops() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let admin = app.staff_token(StaffRole::Admin).await;
+    let mut socket = connect(
+        &app.base,
+        "/api/v1/ws/notifications",
+        &ticket(&app, &app.base, &admin).await,
+    )
+    .await
+    .unwrap();
+    next_of(&mut socket, "subscribed").await;
+    // A graceful stop: the WebSocket gets 1001 instead of being cut when the drain times out.
+    let stopping = tokio::spawn(app.stop());
+    assert_eq!(close_code(&mut socket).await, CloseCode::Away);
+    stopping.await.unwrap();
+}
