@@ -4,6 +4,7 @@
 //! payment exactly once, checks the amount against the price frozen on it, adds the days, and writes the
 //! panel provisioning and the customer notification to the outbox in the same transaction. [`checkout`] opens
 //! payments at a frozen price (with promo codes); [`refund`] takes the days of a refunded payment back;
+//! [`loyalty`] counts credited and refunded payments in the loyalty program inside those same transactions;
 //! [`store`] records and credits app-store purchases reported by RevenueCat.
 
 use chrono::{DateTime, Utc};
@@ -17,11 +18,13 @@ use cybervpn_domain::{
 use cybervpn_jobs::{catalog::ProvisionSubscription, outbox};
 
 pub mod checkout;
+pub mod loyalty;
 pub mod refund;
 pub mod stars;
 pub mod store;
 
 pub use checkout::{Order, Quote, expire_unpaid, fail_payment, open_payment};
+pub use loyalty::{LoyaltyStatus, loyalty_status};
 pub use refund::{RefundSource, Refunded, refund_payment};
 pub use store::{StorePurchase, credit_store_purchase};
 
@@ -90,11 +93,12 @@ pub async fn complete_payment(
         // Someone else completed it between our read and write (SQLite has no row lock).
         return Ok(Completion::AlreadyCompleted);
     }
-    let subscription = add_days(&txn, &payment, now).await?;
+    let mut subscription = add_days(&txn, &payment, now).await?;
     // The customer's first payment after their free trial converts it (for the conversion report).
     Trials::on(&txn)
         .mark_converted(payment.customer_id, now)
         .await?;
+    loyalty::credit(&txn, &payment, &mut subscription, now).await?;
     announce(&txn, &payment, &subscription, PaymentEvent::Completed, now).await?;
     txn.commit().await?;
     tracing::info!(payment = %payment.id.as_uuid(), days = payment.days, "payment credited");
@@ -136,18 +140,17 @@ async fn announce(
         &[
             ("amount", payment.amount.to_major_string()),
             ("currency", payment.amount.currency().as_str().to_owned()),
-            (
-                "until",
-                subscription
-                    .expires_at
-                    .format("%Y-%m-%d %H:%M UTC")
-                    .to_string(),
-            ),
+            ("until", format_until(subscription.expires_at)),
         ],
         now,
     )
     .await?;
     Ok(())
+}
+
+/// An end date as customers read it in notices.
+fn format_until(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// Why this notice must not be credited automatically, if it must not.

@@ -18,6 +18,10 @@ string_enum! {
         ExpiryEnded => "expiry_ended",
         /// The plan's traffic is used up.
         TrafficLimited => "traffic_limited",
+        /// A loyalty level was reached: `{level}`, `{bonus}` (days), `{until}`.
+        LoyaltyLevelUp => "loyalty_level_up",
+        /// The loyalty grace period ends soon: `{level}`, `{until}`.
+        LoyaltyGraceEnding => "loyalty_grace_ending",
     }
 }
 
@@ -32,6 +36,8 @@ impl NoticeKind {
             Self::PaymentCompleted | Self::PaymentRefunded => &["amount", "currency", "until"],
             Self::ExpirySoon => &["left"],
             Self::ExpiryEnded | Self::TrafficLimited => &[],
+            Self::LoyaltyLevelUp => &["level", "bonus", "until"],
+            Self::LoyaltyGraceEnding => &["level", "until"],
         }
     }
 
@@ -71,6 +77,18 @@ impl NoticeKind {
             }
             (Self::TrafficLimited, Language::Ru) => {
                 "Трафик вашего тарифа CyberVPN закончился. Он обновится с тарифом, или докупите трафик."
+            }
+            (Self::LoyaltyLevelUp, Language::En) => {
+                "Thank you for staying with CyberVPN: you reached the {level} loyalty level! {bonus} bonus days are added, your subscription now runs until {until}."
+            }
+            (Self::LoyaltyLevelUp, Language::Ru) => {
+                "Спасибо, что вы с CyberVPN: вы достигли уровня лояльности {level}! Начислено бонусных дней: {bonus}, подписка действует до {until}."
+            }
+            (Self::LoyaltyGraceEnding, Language::En) => {
+                "Your {level} loyalty level is kept until {until}. Renew your CyberVPN subscription before then to keep it."
+            }
+            (Self::LoyaltyGraceEnding, Language::Ru) => {
+                "Ваш уровень лояльности {level} сохранится до {until}. Продлите подписку CyberVPN до этого срока, чтобы не потерять его."
             }
         }
     }

@@ -11,6 +11,8 @@ pub mod broadcast_recipient;
 pub mod customer;
 pub mod device;
 pub mod gateway_switch;
+pub mod loyalty_account;
+pub mod loyalty_reward;
 pub mod notice_template;
 pub mod notification;
 pub mod outbox;

@@ -13,6 +13,7 @@ pub(crate) mod auth;
 pub(crate) mod customer_subscriptions;
 pub(crate) mod devices;
 pub(crate) mod health;
+pub(crate) mod loyalty;
 pub(crate) mod operations;
 pub(crate) mod payments;
 pub(crate) mod payments_admin;
@@ -50,6 +51,7 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(trial::activate_trial)
                 .service(trial::trial_status)
                 .service(referral::my_referral)
+                .service(loyalty::my_loyalty)
                 .service(devices::register_device)
                 .service(devices::list_devices)
                 .service(devices::delete_device)
