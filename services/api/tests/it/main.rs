@@ -14,6 +14,7 @@ mod grpc;
 mod health;
 mod helpers;
 mod lifecycle;
+mod loyalty;
 mod openapi;
 mod operations;
 mod payments;
