@@ -16,7 +16,9 @@ impl MigrationTrait for Migration {
                     .table(LoyaltyAccounts::Table)
                     .col(uuid(LoyaltyAccounts::CustomerId).primary_key())
                     .col(integer(LoyaltyAccounts::TenureDays).default(0))
-                    .col(timestamp_with_time_zone_null(LoyaltyAccounts::StreakStartedAt))
+                    .col(timestamp_with_time_zone_null(
+                        LoyaltyAccounts::StreakStartedAt,
+                    ))
                     .col(timestamp_with_time_zone_null(LoyaltyAccounts::PaidUntil))
                     .col(timestamp_with_time_zone_null(
                         LoyaltyAccounts::GraceNotifiedFor,

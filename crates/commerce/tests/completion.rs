@@ -5,8 +5,8 @@ use chrono::{SubsecRound, TimeDelta, Utc};
 use cybervpn_commerce::{Completion, PaidNotice, complete_payment, expire_unpaid};
 use cybervpn_db::Db;
 use cybervpn_domain::{
-    Currency, CustomerId, Email, Language, LoyaltyLevel, Money, NewCustomer, Payment, PaymentId, PaymentProvider,
-    PaymentStatus, Plan, Subscription, TrafficLimit, Username,
+    Currency, CustomerId, Email, Language, LoyaltyLevel, Money, NewCustomer, Payment, PaymentId,
+    PaymentProvider, PaymentStatus, Plan, Subscription, TrafficLimit, Username,
 };
 use cybervpn_testkit::{Backend, TestDb, on_both_backends};
 

@@ -234,7 +234,10 @@ async fn refunding_the_payment_that_reached_a_level_takes_its_bonus_back(backend
     let now = start();
     pay(&db, who, 60, now).await;
     let earner = pay(&db, who, 30, now).await;
-    assert_eq!(rewarded(&db, who).await, [(LoyaltyLevel::Silver, earner.id)]);
+    assert_eq!(
+        rewarded(&db, who).await,
+        [(LoyaltyLevel::Silver, earner.id)]
+    );
     assert_eq!(expires_at(&db, who).await, now + days(93));
 
     let refunded = refund_payment(
@@ -256,9 +259,15 @@ async fn refunding_the_payment_that_reached_a_level_takes_its_bonus_back(backend
 
     // Refunded twice: nothing more is taken.
     assert_eq!(
-        refund_payment(&db, earner.id, "again", &RefundSource::Gateway, now + days(1))
-            .await
-            .unwrap(),
+        refund_payment(
+            &db,
+            earner.id,
+            "again",
+            &RefundSource::Gateway,
+            now + days(1)
+        )
+        .await
+        .unwrap(),
         Refunded::AlreadyRefunded
     );
     assert_eq!(expires_at(&db, who).await, now + days(60));

@@ -247,10 +247,7 @@ mod tests {
         assert_eq!(tenure.level_at(day(95)), LoyaltyLevel::Silver);
         assert!(tenure.in_grace_at(day(95)));
         assert_eq!(tenure.grace_until(), Some(day(104)));
-        assert_eq!(
-            tenure.progress_at(day(95)),
-            Some((LoyaltyLevel::Gold, 90))
-        );
+        assert_eq!(tenure.progress_at(day(95)), Some((LoyaltyLevel::Gold, 90)));
 
         // Renewed inside the grace: the streak goes on from the coverage's end.
         let mut kept = tenure;

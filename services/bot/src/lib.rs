@@ -65,8 +65,8 @@ const GATEWAYS: [(&str, &str); 4] = [
 const TIERS: [&str; 4] = ["basic", "pro", "ultra", "cyber"];
 /// Commands the bot answers (others count as `unknown` in `bot_commands_total`).
 const COMMANDS: [&str; 11] = [
-    "start", "menu", "plans", "trial", "config", "referral", "support", "language", "link", "admin",
-    "loyalty",
+    "start", "menu", "plans", "trial", "config", "referral", "support", "language", "link",
+    "admin", "loyalty",
 ];
 
 /// The running bot: Telegram client, gRPC client, dialogue store and metrics.

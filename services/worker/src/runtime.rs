@@ -10,8 +10,8 @@ use cybervpn_jobs::{
     JobError, JobMetrics, Queue, Worker,
     catalog::{
         BandwidthStats, DatabaseBackup, DisableExpired, ExpiryReminders, FullReconcile,
-        LoyaltyGraceReminders, MonthlyTrafficReset, NodeHealthCheck, NodeSync, PanelUserAction, PaymentsSweep,
-        ProvisionSubscription, PushNotification, ServerConfigs, ServerGeolocation,
+        LoyaltyGraceReminders, MonthlyTrafficReset, NodeHealthCheck, NodeSync, PanelUserAction,
+        PaymentsSweep, ProvisionSubscription, PushNotification, ServerConfigs, ServerGeolocation,
         UserTrafficStats,
     },
 };

@@ -4,8 +4,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use cybervpn_domain::{CustomerId, LoyaltyLevel, PaymentId, Tenure, loyalty::GRACE_DAYS};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -160,13 +161,8 @@ impl<'a, C: ConnectionTrait> Loyalty<'a, C> {
     ) -> Result<Vec<LoyaltyAccount>, DbError> {
         let grace = TimeDelta::days(GRACE_DAYS);
         let rows = loyalty_account::Entity::find()
-            .filter(
-                loyalty_account::Column::PaidUntil.gt(crate::stored_time(now - grace)),
-            )
-            .filter(
-                loyalty_account::Column::PaidUntil
-                    .lte(crate::stored_time(now + ahead - grace)),
-            )
+            .filter(loyalty_account::Column::PaidUntil.gt(crate::stored_time(now - grace)))
+            .filter(loyalty_account::Column::PaidUntil.lte(crate::stored_time(now + ahead - grace)))
             .filter(
                 loyalty_account::Column::TenureDays
                     .gte(i32::try_from(LoyaltyLevel::Silver.threshold_days()).unwrap_or(i32::MAX)),

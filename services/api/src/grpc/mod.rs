@@ -543,7 +543,8 @@ impl BotService for Bot {
         let loyalty = cybervpn_commerce::loyalty_status(&self.state.db, customer.id, Utc::now())
             .await
             .map_err(status)?;
-        let time = |at: Option<chrono::DateTime<Utc>>| at.map(|at| at.to_rfc3339()).unwrap_or_default();
+        let time =
+            |at: Option<chrono::DateTime<Utc>>| at.map(|at| at.to_rfc3339()).unwrap_or_default();
         Ok(Response::new(pb::GetLoyaltyResponse {
             level: loyalty.level.as_str().to_owned(),
             tenure_days: loyalty.tenure_days,
