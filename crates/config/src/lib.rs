@@ -698,7 +698,7 @@ pub struct SchedulerConfig {
     pub traffic_stats_secs: u64,
     /// Server configuration (squads) refresh interval in seconds.
     pub server_configs_secs: u64,
-    /// Expiry reminder pass interval in seconds.
+    /// Reminder pass interval in seconds (subscription expiry and loyalty grace reminders).
     pub reminders_secs: u64,
     /// Expired-subscription disabling interval in seconds.
     pub disable_expired_secs: u64,

@@ -106,7 +106,6 @@ impl<'a, C: ConnectionTrait> Loyalty<'a, C> {
     pub async fn rewards(&self, customer: CustomerId) -> Result<Vec<LoyaltyReward>, DbError> {
         let mut rewards = loyalty_reward::Entity::find()
             .filter(loyalty_reward::Column::CustomerId.eq(customer.as_uuid()))
-            .order_by_asc(loyalty_reward::Column::GrantedAt)
             .all(self.conn)
             .await?
             .into_iter()

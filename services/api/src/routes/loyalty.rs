@@ -3,7 +3,6 @@
 use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use cybervpn_commerce::LoyaltyStatus;
-use cybervpn_domain::LoyaltyLevel;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -61,7 +60,7 @@ pub(crate) struct LoyaltyView {
 
 impl From<LoyaltyStatus> for LoyaltyView {
     fn from(status: LoyaltyStatus) -> Self {
-        let level: LoyaltyLevel = status.level;
+        let level = status.level;
         Self {
             level: level.as_str().to_owned(),
             tenure_days: status.tenure_days,
