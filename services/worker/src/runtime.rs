@@ -10,7 +10,7 @@ use cybervpn_jobs::{
     JobError, JobMetrics, Queue, Worker,
     catalog::{
         BandwidthStats, DatabaseBackup, DisableExpired, ExpiryReminders, FullReconcile,
-        LoyaltyGraceReminders, MonthlyTrafficReset, NodeHealthCheck, NodeSync, PanelUserAction,
+        LoyaltyGrace, MonthlyTrafficReset, NodeHealthCheck, NodeSync, PanelUserAction,
         PaymentsSweep, ProvisionSubscription, PushNotification, ServerConfigs, ServerGeolocation,
         UserTrafficStats,
     },
@@ -245,7 +245,7 @@ pub fn register(worker: Worker, services: &Services) -> Worker {
     let worker = periodic!(worker, DisableExpired, periodic::disable_expired);
     let worker = periodic!(worker, FullReconcile, periodic::reconcile);
     let worker = periodic!(worker, DatabaseBackup, backup::backup);
-    let worker = periodic!(worker, LoyaltyGraceReminders, loyalty::grace_reminders);
+    let worker = periodic!(worker, LoyaltyGrace, loyalty::grace);
     periodic!(worker, PaymentsSweep, payments::sweep)
 }
 

@@ -6,7 +6,7 @@ use cybervpn_domain::{CustomerId, LoyaltyLevel, PaymentId, Tenure, loyalty::GRAC
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder,
+    QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -178,6 +178,53 @@ impl<'a, C: ConnectionTrait> Loyalty<'a, C> {
             .all(self.conn)
             .await?;
         rows.into_iter().map(LoyaltyAccount::try_from).collect()
+    }
+
+    /// Accounts whose grace period ended at `now` but whose streak is still stored, oldest first, at most
+    /// `limit`.
+    pub async fn lapsed(
+        &self,
+        now: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<LoyaltyAccount>, DbError> {
+        let rows = loyalty_account::Entity::find()
+            .filter(loyalty_account::Column::TenureDays.gt(0))
+            .filter(
+                loyalty_account::Column::PaidUntil
+                    .lte(crate::stored_time(now - TimeDelta::days(GRACE_DAYS))),
+            )
+            .order_by_asc(loyalty_account::Column::PaidUntil)
+            .limit(limit)
+            .all(self.conn)
+            .await?;
+        rows.into_iter().map(LoyaltyAccount::try_from).collect()
+    }
+
+    /// Stores that the streak ending with the coverage end `paid_until` is broken (no paid days left in it, no
+    /// start, so refunds of its payments take nothing from the next one); false if it already was, or a renewal
+    /// moved the coverage end since.
+    pub async fn reset_streak(
+        &self,
+        customer: CustomerId,
+        paid_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let result = loyalty_account::Entity::update_many()
+            .col_expr(loyalty_account::Column::TenureDays, Expr::value(0))
+            .col_expr(
+                loyalty_account::Column::StreakStartedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                loyalty_account::Column::UpdatedAt,
+                Expr::value(crate::stored_time(now)),
+            )
+            .filter(loyalty_account::Column::CustomerId.eq(customer.as_uuid()))
+            .filter(loyalty_account::Column::PaidUntil.eq(crate::stored_time(paid_until)))
+            .filter(loyalty_account::Column::TenureDays.gt(0))
+            .exec(self.conn)
+            .await?;
+        Ok(result.rows_affected == 1)
     }
 
     /// Records that the grace reminder for the coverage end `paid_until` was sent; false if it already was

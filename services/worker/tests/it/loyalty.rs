@@ -1,12 +1,12 @@
-//! The loyalty program in the worker: Platinum customers get the premium squad (through the grace period, not
-//! after it), and the grace reminder goes out once per paid coverage end.
+//! The loyalty program in the worker: Platinum customers get the premium squad (through the grace period; the
+//! loyalty job takes it back when the grace ends), and the grace reminder goes out once per paid coverage end.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use cybervpn_commerce::{Completion, PaidNotice, complete_payment};
 use cybervpn_domain::{
     Currency, CustomerId, Payment, PaymentId, PaymentProvider, PaymentStatus, Subscription,
 };
-use cybervpn_jobs::catalog::LoyaltyGraceReminders;
+use cybervpn_jobs::catalog::LoyaltyGrace;
 use cybervpn_testkit::{Backend, on_both_backends};
 use cybervpn_worker::provision;
 
@@ -97,13 +97,21 @@ async fn platinum_customers_get_the_premium_squad_until_their_grace_ends(backend
         squads(&rig.panel_user(loyal).unwrap()),
         ["Default-Squad", "Premium"]
     );
-    // Past the grace period the streak is broken: the premium squad goes, the paid days stay.
+    // Past the grace period the streak is broken: the loyalty job resets it and provisions the subscription
+    // again, so the premium squad goes while the paid days stay.
     account.tenure.paid_until = Some(now - TimeDelta::days(15));
     loyalty.save(&account, now).await.unwrap();
-    provision(&rig.services, subscription.id).await.unwrap();
-    let user = rig.panel_user(loyal).unwrap();
-    assert_eq!(squads(&user), ["Default-Squad"]);
-    assert_eq!(user["status"], "ACTIVE");
+    rig.run_job(&LoyaltyGrace { slot: 1 }, || async {
+        rig.panel_user(loyal)
+            .is_some_and(|user| squads(&user) == ["Default-Squad"])
+    })
+    .await;
+    assert_eq!(rig.panel_user(loyal).unwrap()["status"], "ACTIVE");
+    let account = loyalty.account(loyal).await.unwrap();
+    assert_eq!(account.tenure.days, 0);
+    assert_eq!(account.streak_started_at, None);
+    // The monthly customer's streak is not touched.
+    assert_eq!(loyalty.account(monthly).await.unwrap().tenure.days, 30);
 }
 
 on_both_backends!(the_grace_reminder_goes_out_once_per_coverage_end);
@@ -127,7 +135,7 @@ async fn the_grace_reminder_goes_out_once_per_coverage_end(backend: Backend) {
             .await
             .unwrap()
     };
-    rig.run_job(&LoyaltyGraceReminders { slot: 1 }, || async {
+    rig.run_job(&LoyaltyGrace { slot: 1 }, || async {
         !reminders().await.is_empty()
     })
     .await;
@@ -139,7 +147,7 @@ async fn the_grace_reminder_goes_out_once_per_coverage_end(backend: Backend) {
     // The next tick, with one more customer due (later in the order): the first is not reminded again.
     let next = rig.customer("switch").await;
     pay(&rig, next, 90, now - days(101)).await;
-    rig.run_job(&LoyaltyGraceReminders { slot: 2 }, || async {
+    rig.run_job(&LoyaltyGrace { slot: 2 }, || async {
         reminders().await.len() >= 2
     })
     .await;
