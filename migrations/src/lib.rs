@@ -20,6 +20,7 @@ mod m20261126_000013_analytics;
 mod m20261126_000014_revenuecat_events;
 mod m20261126_000015_devices;
 mod m20261126_000016_invites;
+mod m20261126_000017_loyalty;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000014_revenuecat_events::Migration),
             Box::new(m20261126_000015_devices::Migration),
             Box::new(m20261126_000016_invites::Migration),
+            Box::new(m20261126_000017_loyalty::Migration),
         ]
     }
 }

@@ -4,6 +4,7 @@
 //! payment exactly once, checks the amount against the price frozen on it, adds the days, and writes the
 //! panel provisioning and the customer notification to the outbox in the same transaction. [`checkout`] opens
 //! payments at a frozen price (with promo codes); [`refund`] takes the days of a refunded payment back;
+//! [`loyalty`] counts credited and refunded payments in the loyalty program inside those same transactions;
 //! [`store`] records and credits app-store purchases reported by RevenueCat; [`invite`] issues, redeems and
 //! rewards invite codes on that same path; [`grant`] adds free days.
 
@@ -20,12 +21,14 @@ use cybervpn_jobs::outbox;
 pub mod checkout;
 pub mod grant;
 pub mod invite;
+pub mod loyalty;
 pub mod refund;
 pub mod stars;
 pub mod store;
 
 pub use checkout::{Order, Quote, expire_unpaid, fail_payment, open_payment};
 pub use invite::{RedeemError, Redeemed, redeem_invite};
+pub use loyalty::{LoyaltyStatus, loyalty_status};
 pub use refund::{RefundSource, Refunded, refund_payment};
 pub use store::{StorePurchase, credit_store_purchase};
 
@@ -94,11 +97,12 @@ pub async fn complete_payment(
         // Someone else completed it between our read and write (SQLite has no row lock).
         return Ok(Completion::AlreadyCompleted);
     }
-    let subscription = add_days(&txn, &payment, now).await?;
+    let mut subscription = add_days(&txn, &payment, now).await?;
     // The customer's first payment after their free trial converts it (for the conversion report).
     Trials::on(&txn)
         .mark_converted(payment.customer_id, now)
         .await?;
+    loyalty::credit(&txn, &payment, &mut subscription, now).await?;
     announce(&txn, &payment, &subscription, PaymentEvent::Completed, now).await?;
     invite::on_payment_credited(&txn, &payment, now).await?;
     txn.commit().await?;

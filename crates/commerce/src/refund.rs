@@ -61,7 +61,12 @@ pub async fn refund_payment(
         return Ok(Refunded::AlreadyRefunded);
     }
     let subscription = match Customers::on(&txn).lock(payment.customer_id).await {
-        Ok(_) => grant::take_back_days(&txn, payment.customer_id, payment.days, now).await?,
+        Ok(_) => {
+            let mut subscription =
+                grant::take_back_days(&txn, payment.customer_id, payment.days, now).await?;
+            crate::loyalty::refund(&txn, &payment, subscription.as_mut(), now).await?;
+            subscription
+        }
         // A deleted customer has nothing left to take back.
         Err(DbError::Domain(DomainError::NotFound { .. })) => None,
         Err(err) => return Err(err),

@@ -5,8 +5,8 @@ use chrono::{SubsecRound, TimeDelta, Utc};
 use cybervpn_commerce::{Completion, PaidNotice, complete_payment, expire_unpaid};
 use cybervpn_db::Db;
 use cybervpn_domain::{
-    Currency, CustomerId, Email, Language, Money, NewCustomer, Payment, PaymentId, PaymentProvider,
-    PaymentStatus, Plan, Subscription, TrafficLimit, Username,
+    Currency, CustomerId, Email, Language, LoyaltyLevel, Money, NewCustomer, Payment, PaymentId,
+    PaymentProvider, PaymentStatus, Plan, Subscription, TrafficLimit, Username,
 };
 use cybervpn_testkit::{Backend, TestDb, on_both_backends};
 
@@ -284,6 +284,13 @@ async fn two_payments_of_one_customer_completing_at_once_extend_one_subscription
     }
     let all = db.subscriptions().of_customer(who).await.unwrap();
     assert_eq!(all.len(), 1, "{all:?}");
-    let days = i64::from(plan.duration.days()) * 8;
-    assert_eq!(all[0].expires_at - all[0].created_at, TimeDelta::days(days));
+    let paid = u32::from(plan.duration.days()) * 8;
+    // The loyalty levels those paid days reach add their bonuses to the same subscription.
+    let bonus: u32 = LoyaltyLevel::rewarded_up_to(paid)
+        .map(LoyaltyLevel::bonus_days)
+        .sum();
+    assert_eq!(
+        all[0].expires_at - all[0].created_at,
+        TimeDelta::days(i64::from(paid + bonus))
+    );
 }

@@ -20,6 +20,7 @@ pub(crate) const STRING_KEYS: &[&str] = &[
     "remnawave.url",
     "remnawave.token",
     "remnawave.webhook_secret",
+    "loyalty.premium_squad",
     "worker.listen",
     "scheduler.listen",
     "telegram.bot_token",
@@ -67,6 +68,7 @@ const SECTIONS: &[&str] = &[
     "bot",
     "backup",
     "push",
+    "loyalty",
 ];
 
 /// Environment variables mapped onto configuration keys.

@@ -83,6 +83,8 @@ pub struct Config {
     pub backup: BackupConfig,
     /// Push notifications to customer devices through Firebase Cloud Messaging.
     pub push: PushConfig,
+    /// The loyalty program.
+    pub loyalty: LoyaltyConfig,
 }
 
 impl Default for Config {
@@ -106,6 +108,7 @@ impl Default for Config {
             bot: BotConfig::default(),
             backup: BackupConfig::default(),
             push: PushConfig::default(),
+            loyalty: LoyaltyConfig::default(),
         }
     }
 }
@@ -199,6 +202,14 @@ impl Default for ReferralConfig {
             max_referrals: 100,
         }
     }
+}
+
+/// The loyalty program (levels and bonuses are business rules; only the premium squad is deployment-specific).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoyaltyConfig {
+    /// Remnawave internal squad (name or uuid) with the premium nodes, added for Platinum customers; empty: off.
+    pub premium_squad: String,
 }
 
 /// Crypto Pay mainnet API (CryptoBot).
@@ -687,7 +698,7 @@ pub struct SchedulerConfig {
     pub traffic_stats_secs: u64,
     /// Server configuration (squads) refresh interval in seconds.
     pub server_configs_secs: u64,
-    /// Expiry reminder pass interval in seconds.
+    /// Reminder pass interval in seconds (subscription expiry and loyalty grace reminders).
     pub reminders_secs: u64,
     /// Expired-subscription disabling interval in seconds.
     pub disable_expired_secs: u64,

@@ -53,6 +53,11 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
     ),
     ("uq_servers_name", "servers.name", "server with this name"),
     (
+        "uq_loyalty_rewards_customer_level",
+        "loyalty_rewards.customer_id, loyalty_rewards.level",
+        "loyalty reward for this level",
+    ),
+    (
         "uq_subscriptions_panel_user",
         "subscriptions.panel_user_id",
         "subscription for this panel user",

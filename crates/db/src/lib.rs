@@ -27,6 +27,7 @@ pub use repo::{
     devices::{Device, DevicePlatform, Devices, MAX_DEVICES, Registration},
     gateway_switches::GatewaySwitches,
     invites::{InviteSearch, Invites, NewInvite},
+    loyalty::{Loyalty, LoyaltyAccount, LoyaltyReward},
     notice_templates::NoticeTemplates,
     notifications::{Audience, Notification, Notifications},
     outbox::{Outbox, OutboxMessage},
@@ -214,6 +215,11 @@ impl Db {
     /// Referrals between customers.
     pub const fn referrals(&self) -> Referrals<'_> {
         Referrals::on(&self.conn)
+    }
+
+    /// Loyalty accounts and level bonuses.
+    pub const fn loyalty(&self) -> Loyalty<'_> {
+        Loyalty::on(&self.conn)
     }
 
     /// RevenueCat webhook events already handled.

@@ -24,6 +24,10 @@ string_enum! {
         InviteRedeemed => "invite_redeemed",
         /// An invited friend paid, earning the inviter days: `{days}`, `{until}`.
         InviteBonus => "invite_bonus",
+        /// A loyalty level was reached: `{level}`, `{bonus}` (days), `{until}`.
+        LoyaltyLevelUp => "loyalty_level_up",
+        /// The loyalty grace period ends soon: `{level}`, `{until}`.
+        LoyaltyGraceEnding => "loyalty_grace_ending",
     }
 }
 
@@ -40,6 +44,8 @@ impl NoticeKind {
             Self::ExpiryEnded | Self::TrafficLimited => &[],
             Self::InvitesIssued => &["count", "days"],
             Self::InviteRedeemed | Self::InviteBonus => &["days", "until"],
+            Self::LoyaltyLevelUp => &["level", "bonus", "until"],
+            Self::LoyaltyGraceEnding => &["level", "until"],
         }
     }
 
@@ -97,6 +103,18 @@ impl NoticeKind {
             }
             (Self::InviteBonus, Language::Ru) => {
                 "Приглашённый вами друг оформил подписку: вам +{days} дн., подписка действует до {until}."
+            }
+            (Self::LoyaltyLevelUp, Language::En) => {
+                "Thank you for staying with CyberVPN: you reached the {level} loyalty level! {bonus} bonus days are added, your subscription now runs until {until}."
+            }
+            (Self::LoyaltyLevelUp, Language::Ru) => {
+                "Спасибо, что вы с CyberVPN: вы достигли уровня лояльности {level}! Начислено бонусных дней: {bonus}, подписка действует до {until}."
+            }
+            (Self::LoyaltyGraceEnding, Language::En) => {
+                "Your {level} loyalty level is kept until {until}. Renew your CyberVPN subscription before then to keep it."
+            }
+            (Self::LoyaltyGraceEnding, Language::Ru) => {
+                "Ваш уровень лояльности {level} сохранится до {until}. Продлите подписку CyberVPN до этого срока, чтобы не потерять его."
             }
         }
     }

@@ -194,6 +194,9 @@ periodic_jobs! {
     PaymentsSweep => "payments_sweep",
     /// Dump the database, compress it, keep the newest copies and send it to the admin chats.
     DatabaseBackup => "database_backup",
+    /// Remind loyal customers whose grace period after their paid coverage ends soon; restart the streak of
+    /// those whose grace ended (and take Platinum's premium squad back through provisioning).
+    LoyaltyGrace => "loyalty_grace",
 }
 
 /// Every job name, on-demand and periodic (for queue-depth views).
@@ -216,6 +219,7 @@ pub const NAMES: &[&str] = &[
     FullReconcile::NAME,
     PaymentsSweep::NAME,
     DatabaseBackup::NAME,
+    LoyaltyGrace::NAME,
 ];
 
 /// Enqueues a job recorded in the outbox by its name; `Ok(None)` for a name this build does not know.

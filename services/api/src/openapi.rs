@@ -24,6 +24,7 @@ use utoipa_actix_web::AppExt;
         (name = "trial", description = "The free trial, once per customer and per Telegram account"),
         (name = "referral", description = "Referral codes and the bonus days they earn"),
         (name = "invites", description = "Invite codes: the customer's own, and redeeming a friend's for free access"),
+        (name = "loyalty", description = "The loyalty program: levels earned by paid tenure, their bonuses and perks"),
         (name = "devices", description = "A customer's devices that receive push notifications"),
         (name = "subscriptions", description = "A customer's own subscriptions and how to connect"),
         (name = "payments", description = "Paying for a plan through CryptoBot, Stripe, YooKassa or Telegram Stars"),

@@ -66,9 +66,9 @@ const GATEWAYS: [(&str, &str); 4] = [
 ];
 const TIERS: [&str; 4] = ["basic", "pro", "ultra", "cyber"];
 /// Commands the bot answers (others count as `unknown` in `bot_commands_total`).
-const COMMANDS: [&str; 11] = [
-    "start", "menu", "plans", "trial", "config", "referral", "invites", "support", "language",
-    "link", "admin",
+const COMMANDS: [&str; 12] = [
+    "start", "menu", "plans", "trial", "config", "referral", "invites", "loyalty", "support",
+    "language", "link", "admin",
 ];
 
 /// The running bot: Telegram client, gRPC client, dialogue store and metrics.
@@ -139,7 +139,8 @@ impl App {
     pub async fn set_commands(&self) {
         for lang in [Lang::En, Lang::Ru] {
             let commands = [
-                "start", "plans", "trial", "config", "referral", "invites", "support", "language",
+                "start", "plans", "trial", "config", "referral", "invites", "loyalty", "support",
+                "language",
             ]
             .iter()
             .map(|command| {
@@ -422,6 +423,7 @@ impl App {
                 "config" => self.config_of(user, chat, lang).await,
                 "referral" => self.referral(user, chat, lang).await,
                 "invites" => self.invites(user, chat, lang).await,
+                "loyalty" => self.loyalty(user, chat, lang).await,
                 "support" => self.support(user, chat, lang).await,
                 "language" => self.language_menu(chat, lang).await,
                 "link" => self.link(user, chat, lang, argument.trim()).await,
@@ -522,6 +524,7 @@ impl App {
             (Some("referral"), None, None) => self.referral(user, chat, lang).await,
             (Some("invites"), None, None) => self.invites(user, chat, lang).await,
             (Some("invite"), None, None) => self.invite_prompt(user, chat, lang).await,
+            (Some("loyalty"), None, None) => self.loyalty(user, chat, lang).await,
             (Some("support"), None, None) => self.support(user, chat, lang).await,
             (Some("lang"), None, None) => self.language_menu(chat, lang).await,
             (Some("lang"), Some(code), None) => self.set_language(user, chat, code).await,
@@ -618,7 +621,10 @@ impl App {
             button(text(lang, "button-referral"), "referral"),
             button(text(lang, "button-invites"), "invites"),
         ]);
-        rows.push(vec![button(text(lang, "button-support"), "support")]);
+        rows.push(vec![
+            button(text(lang, "button-loyalty"), "loyalty"),
+            button(text(lang, "button-support"), "support"),
+        ]);
         rows.push(vec![button(text(lang, "button-language"), "lang")]);
         let body = format!("{status}\n\n{}", text(lang, "menu-title"));
         self.send(chat, &body, Some(keyboard(rows))).await;
@@ -1254,6 +1260,65 @@ impl App {
         );
         let rows = vec![vec![button(text(lang, "button-config"), "config")]];
         self.send(chat, &body, Some(keyboard(rows))).await;
+    }
+
+    async fn loyalty(&self, user: &User, chat: i64, lang: Lang) {
+        let loyalty = self
+            .rpc
+            .clone()
+            .get_loyalty(pb::GetLoyaltyRequest {
+                telegram_user_id: user_id(user),
+            })
+            .await;
+        let loyalty = match loyalty {
+            Ok(loyalty) => loyalty.into_inner(),
+            Err(status) => return self.fail(chat, lang, &status).await,
+        };
+        let level = |name: &str| text(lang, &format!("loyalty-level-{name}"));
+        let mut lines = vec![text_with(
+            lang,
+            "loyalty-status",
+            &[
+                ("level", level(&loyalty.level)),
+                ("days", loyalty.tenure_days.to_string()),
+            ],
+        )];
+        lines.push(if loyalty.next_level.is_empty() {
+            text(lang, "loyalty-top")
+        } else {
+            text_with(
+                lang,
+                "loyalty-next",
+                &[
+                    ("level", level(&loyalty.next_level)),
+                    ("days", loyalty.days_to_next_level.to_string()),
+                ],
+            )
+        });
+        for (on, perk) in [
+            (loyalty.priority_support, "loyalty-perk-priority-support"),
+            (loyalty.early_access, "loyalty-perk-early-access"),
+            (loyalty.premium_squad, "loyalty-perk-premium-squad"),
+        ] {
+            if on {
+                lines.push(text(lang, perk));
+            }
+        }
+        if loyalty.in_grace {
+            lines.push(text_with(
+                lang,
+                "loyalty-grace",
+                &[("until", short_date(&loyalty.grace_until))],
+            ));
+        }
+        if loyalty.bonus_days_earned > 0 {
+            lines.push(text_with(
+                lang,
+                "loyalty-bonus",
+                &[("days", loyalty.bonus_days_earned.to_string())],
+            ));
+        }
+        self.send(chat, &lines.join("\n"), None).await;
     }
 
     async fn support(&self, user: &User, chat: i64, lang: Lang) {

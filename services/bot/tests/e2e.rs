@@ -483,6 +483,22 @@ async fn customers_register_take_the_trial_connect_refer_and_pay_with_stars_in_t
     );
     let days = (after_second.expires_at - chrono::Utc::now()).num_hours() / 24;
     assert_eq!(days, 29, "Pro 30 days, once");
+    // Her loyalty level, from the menu: 30 paid days are Bronze, Silver needs 60 more.
+    let skip = world.sent(carol.id);
+    telegram.send_text(&carol, carol.id, "/menu");
+    let menu = world
+        .reply(carol.id, skip, "What would you like to do")
+        .await;
+    let skip = world.sent(carol.id);
+    telegram.press_button(&carol, message_id(&menu), &button(&menu, "loyalty"));
+    let loyalty = world
+        .reply(carol.id, skip, "Your loyalty level: Bronze")
+        .await;
+    let text = loyalty.str_param("text").unwrap();
+    assert!(
+        text.contains("30 paid days") && text.contains("Silver in 60 more paid days"),
+        "{text}"
+    );
 
     // Language switch, unknown user, support.
     let skip = world.sent(carol.id);

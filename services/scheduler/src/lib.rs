@@ -45,7 +45,9 @@ pub fn schedule(config: &Config) -> Vec<(Periodic, Cadence)> {
                 Periodic::UserTrafficStats => Cadence::Every(config.traffic_stats_secs),
                 Periodic::MonthlyTrafficReset => Cadence::Monthly,
                 Periodic::ServerConfigs => Cadence::Every(config.server_configs_secs),
-                Periodic::ExpiryReminders => Cadence::Every(config.reminders_secs),
+                Periodic::ExpiryReminders | Periodic::LoyaltyGrace => {
+                    Cadence::Every(config.reminders_secs)
+                }
                 Periodic::DisableExpired => Cadence::Every(config.disable_expired_secs),
                 Periodic::FullReconcile => Cadence::Every(config.reconcile_secs),
                 Periodic::PaymentsSweep => Cadence::Every(config.payments_secs),

@@ -7,6 +7,7 @@ mod actions;
 mod backup;
 mod geo;
 pub mod live;
+mod loyalty;
 mod notify;
 mod payments;
 mod periodic;

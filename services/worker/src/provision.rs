@@ -195,10 +195,35 @@ async fn desired(
             .as_optional_bytes()
             .map_or(0, |bytes| i64::try_from(bytes).unwrap_or(i64::MAX)),
         device_limit: i64::from(device_limit),
-        squads: services.squads().await?,
+        squads: squads(services, subscription.customer_id, now).await?,
         telegram_id: customer.and_then(|c| c.telegram_id.map(|t| t.get())),
         email: customer.and_then(|c| c.email.as_ref().map(|e| e.as_str().to_owned())),
     })
+}
+
+/// The squads a customer's panel user gets: the configured ones, plus the premium squad while they are
+/// Platinum (grace period included).
+async fn squads(
+    services: &Services,
+    customer: CustomerId,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, JobError> {
+    let squads = services.squads().await?;
+    let mut wanted = squads.base;
+    if let Some(premium) = squads.premium
+        && !wanted.contains(&premium)
+    {
+        let account = services
+            .db
+            .loyalty()
+            .account(customer)
+            .await
+            .or_retry("load loyalty account")?;
+        if account.tenure.level_at(now).premium_squad() {
+            wanted.push(premium);
+        }
+    }
+    Ok(wanted)
 }
 
 /// The PATCH that brings `user` to `desired`, or `None` when it already matches.

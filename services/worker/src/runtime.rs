@@ -10,8 +10,8 @@ use cybervpn_jobs::{
     JobError, JobMetrics, Queue, Worker,
     catalog::{
         BandwidthStats, DatabaseBackup, DisableExpired, ExpiryReminders, FullReconcile,
-        MonthlyTrafficReset, NodeHealthCheck, NodeSync, PanelUserAction, PaymentsSweep,
-        ProvisionSubscription, PushNotification, ServerConfigs, ServerGeolocation,
+        LoyaltyGrace, MonthlyTrafficReset, NodeHealthCheck, NodeSync, PanelUserAction,
+        PaymentsSweep, ProvisionSubscription, PushNotification, ServerConfigs, ServerGeolocation,
         UserTrafficStats,
     },
 };
@@ -21,7 +21,7 @@ use cybervpn_telemetry::Metrics;
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
-use crate::{actions, backup, payments, periodic, provision, push, relay};
+use crate::{actions, backup, loyalty, payments, periodic, provision, push, relay};
 
 /// What every job handler works with; cheap to clone.
 #[derive(Clone)]
@@ -41,7 +41,16 @@ pub struct Services {
     /// The configuration.
     pub config: Arc<Config>,
     pub(crate) backup_metrics: backup::BackupMetrics,
-    squads: Arc<RwLock<Option<Vec<Uuid>>>>,
+    squads: Arc<RwLock<Option<Squads>>>,
+}
+
+/// The configured squads, resolved to the panel's uuids.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Squads {
+    /// `remnawave.squads`: every user's.
+    pub(crate) base: Vec<Uuid>,
+    /// `loyalty.premium_squad`: added for Platinum customers; `None` when not configured.
+    pub(crate) premium: Option<Uuid>,
 }
 
 impl Services {
@@ -143,26 +152,39 @@ impl Services {
     }
 
     /// The configured squads as uuids, resolved once and refreshed by the server-configs job.
-    pub(crate) async fn squads(&self) -> Result<Vec<Uuid>, JobError> {
+    pub(crate) async fn squads(&self) -> Result<Squads, JobError> {
         if let Some(squads) = self.squads.read().await.as_ref() {
             return Ok(squads.clone());
         }
         self.refresh_squads().await
     }
 
-    /// Resolves the configured squad names again.
-    pub(crate) async fn refresh_squads(&self) -> Result<Vec<Uuid>, JobError> {
-        let names = &self.config.remnawave.squads;
-        let squads = if names.is_empty() {
+    /// Resolves the configured squad names again (`remnawave.squads`, then `loyalty.premium_squad`).
+    pub(crate) async fn refresh_squads(&self) -> Result<Squads, JobError> {
+        let mut names = self.config.remnawave.squads.clone();
+        let premium = self.config.loyalty.premium_squad.trim();
+        if !premium.is_empty() {
+            names.push(premium.to_owned());
+        }
+        let mut resolved = if names.is_empty() {
             Vec::new()
         } else {
-            self.panel()?.resolve_squads(names).await.map_err(|err| {
+            self.panel()?.resolve_squads(&names).await.map_err(|err| {
                 if err.is_retryable() {
                     JobError::retry("resolve squads", err)
                 } else {
                     JobError::permanent("resolve squads", err)
                 }
             })?
+        };
+        let premium = if premium.is_empty() {
+            None
+        } else {
+            resolved.pop()
+        };
+        let squads = Squads {
+            base: resolved,
+            premium,
         };
         *self.squads.write().await = Some(squads.clone());
         Ok(squads)
@@ -223,6 +245,7 @@ pub fn register(worker: Worker, services: &Services) -> Worker {
     let worker = periodic!(worker, DisableExpired, periodic::disable_expired);
     let worker = periodic!(worker, FullReconcile, periodic::reconcile);
     let worker = periodic!(worker, DatabaseBackup, backup::backup);
+    let worker = periodic!(worker, LoyaltyGrace, loyalty::grace);
     periodic!(worker, PaymentsSweep, payments::sweep)
 }
 

@@ -14,6 +14,8 @@ pub mod gateway_switch;
 pub mod invite;
 pub mod invite_promotion;
 pub mod invite_rule;
+pub mod loyalty_account;
+pub mod loyalty_reward;
 pub mod notice_template;
 pub mod notification;
 pub mod outbox;

@@ -8,6 +8,7 @@ pub(crate) mod dashboard;
 pub(crate) mod devices;
 pub(crate) mod gateway_switches;
 pub(crate) mod invites;
+pub(crate) mod loyalty;
 pub(crate) mod notice_templates;
 pub(crate) mod notifications;
 pub(crate) mod outbox;

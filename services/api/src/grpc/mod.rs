@@ -571,6 +571,34 @@ impl BotService for Bot {
         }))
     }
 
+    async fn get_loyalty(
+        &self,
+        request: Request<pb::GetLoyaltyRequest>,
+    ) -> Result<Response<pb::GetLoyaltyResponse>, Status> {
+        let customer = self.customer(request.into_inner().telegram_user_id).await?;
+        let loyalty = cybervpn_commerce::loyalty_status(&self.state.db, customer.id, Utc::now())
+            .await
+            .map_err(status)?;
+        let time =
+            |at: Option<chrono::DateTime<Utc>>| at.map(|at| at.to_rfc3339()).unwrap_or_default();
+        Ok(Response::new(pb::GetLoyaltyResponse {
+            level: loyalty.level.as_str().to_owned(),
+            tenure_days: loyalty.tenure_days,
+            next_level: loyalty
+                .next
+                .map(|(next, _)| next.as_str().to_owned())
+                .unwrap_or_default(),
+            days_to_next_level: loyalty.next.map_or(0, |(_, days)| days),
+            paid_until: time(loyalty.paid_until),
+            grace_until: time(loyalty.grace_until),
+            in_grace: loyalty.in_grace,
+            priority_support: loyalty.level.priority_support(),
+            early_access: loyalty.level.early_access(),
+            premium_squad: loyalty.level.premium_squad(),
+            bonus_days_earned: loyalty.rewards.iter().map(|reward| reward.days).sum(),
+        }))
+    }
+
     async fn create_support_request(
         &self,
         request: Request<pb::CreateSupportRequestRequest>,

@@ -14,6 +14,7 @@ pub(crate) mod customer_subscriptions;
 pub(crate) mod devices;
 pub(crate) mod health;
 pub(crate) mod invites;
+pub(crate) mod loyalty;
 pub(crate) mod operations;
 pub(crate) mod payments;
 pub(crate) mod payments_admin;
@@ -53,6 +54,7 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(referral::my_referral)
                 .service(invites::my_invites)
                 .service(invites::redeem_code)
+                .service(loyalty::my_loyalty)
                 .service(devices::register_device)
                 .service(devices::list_devices)
                 .service(devices::delete_device)

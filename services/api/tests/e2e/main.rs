@@ -584,7 +584,16 @@ async fn every_plan_is_bought_through_each_gateway_and_reaches_the_panel() {
             .unwrap()
             .unwrap();
         let days = (subscription.expires_at - chrono::Utc::now()).num_hours() / 24;
-        assert_eq!(days + 1, bought_days, "{provider}: every plan's days, once");
+        // Those paid days reach Platinum: each loyalty level's bonus comes on top, once.
+        let bonus: i64 = cybervpn_domain::LoyaltyLevel::ALL
+            .iter()
+            .map(|level| i64::from(level.bonus_days()))
+            .sum();
+        assert_eq!(
+            days + 1,
+            bought_days + bonus,
+            "{provider}: every plan's days, once"
+        );
         let expected = subscription.expires_at;
         eventually(
             &format!("{provider}: the panel user runs to the end of every plan bought"),

@@ -15,6 +15,7 @@ mod health;
 mod helpers;
 mod invites;
 mod lifecycle;
+mod loyalty;
 mod openapi;
 mod operations;
 mod payments;

@@ -376,7 +376,8 @@ async fn renewals_and_one_off_purchases_add_their_days(backend: Backend) {
             .iter()
             .all(|p| p.status == PaymentStatus::Completed)
     );
-    assert_eq!(days_left(&app, customer).await, Some(60 + 365 + 30));
+    // The paid year reaches Platinum: the Silver, Gold and Platinum bonuses (3 + 7 + 14 days) come on top.
+    assert_eq!(days_left(&app, customer).await, Some(60 + 365 + 30 + 24));
     // The subscription takes the terms of the plan bought last, as with every gateway.
     let basic = app
         .db

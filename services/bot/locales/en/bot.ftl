@@ -158,3 +158,17 @@ invites-code = { $code } — { $days } days, valid until { $until }
     { $link }
 invite-prompt = Send the invite code you received.
 invite-redeemed = Invite accepted: { $days } free days, your subscription runs until { $until }. Open your config to connect.
+button-loyalty = ⭐ Loyalty
+command-loyalty = My loyalty level
+loyalty-status = ⭐ Your loyalty level: { $level } ({ $days } paid days in a row).
+loyalty-next = { $level } in { $days } more paid days. Longer plans get you there faster.
+loyalty-top = This is the top level. Thank you for staying with us!
+loyalty-perk-priority-support = ✔ Priority support
+loyalty-perk-early-access = ✔ Early access to new features
+loyalty-perk-premium-squad = ✔ Premium servers
+loyalty-grace = Your paid subscription has ended: the level is kept until { $until }. Renew before then to keep it.
+loyalty-bonus = Bonus days received: { $days }.
+loyalty-level-bronze = Bronze
+loyalty-level-silver = Silver
+loyalty-level-gold = Gold
+loyalty-level-platinum = Platinum

@@ -158,3 +158,17 @@ invites-code = { $code } — { $days } дн., действует до { $until }
     { $link }
 invite-prompt = Пришлите полученный код приглашения.
 invite-redeemed = Приглашение принято: { $days } бесплатных дн., подписка действует до { $until }. Откройте конфигурацию, чтобы подключиться.
+button-loyalty = ⭐ Лояльность
+command-loyalty = Мой уровень лояльности
+loyalty-status = ⭐ Ваш уровень лояльности: { $level } (оплачено дней подряд: { $days }).
+loyalty-next = До уровня { $level } осталось оплатить дней: { $days }. Длинные тарифы приближают его быстрее.
+loyalty-top = Это высший уровень. Спасибо, что вы с нами!
+loyalty-perk-priority-support = ✔ Приоритетная поддержка
+loyalty-perk-early-access = ✔ Ранний доступ к новым функциям
+loyalty-perk-premium-squad = ✔ Премиум-серверы
+loyalty-grace = Оплаченная подписка закончилась: уровень сохранится до { $until }. Продлите её до этого срока, чтобы не потерять его.
+loyalty-bonus = Получено бонусных дней: { $days }.
+loyalty-level-bronze = Бронза
+loyalty-level-silver = Серебро
+loyalty-level-gold = Золото
+loyalty-level-platinum = Платина

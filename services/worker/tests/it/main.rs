@@ -3,6 +3,7 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod backup;
+mod loyalty;
 mod payments;
 mod periodic;
 mod provisioning;
