@@ -25,6 +25,7 @@ pub(crate) const STRING_KEYS: &[&str] = &[
     "scheduler.listen",
     "telegram.bot_token",
     "telegram.api_url",
+    "telegram.mini_app_url",
     "payments.cryptobot_token",
     "payments.cryptobot_api_url",
     "payments.stripe_secret_key",

@@ -743,6 +743,8 @@ pub struct TelegramConfig {
     pub admin_chat_ids: Vec<i64>,
     /// Seconds Mini App and Login Widget sign-in data stays valid after Telegram signed it (`auth_date`).
     pub auth_max_age_secs: u64,
+    /// The Mini App's HTTPS address; set, the bot's menu opens it with a button.
+    pub mini_app_url: Option<String>,
 }
 
 impl Default for TelegramConfig {
@@ -752,6 +754,7 @@ impl Default for TelegramConfig {
             api_url: "https://api.telegram.org".to_owned(),
             admin_chat_ids: Vec::new(),
             auth_max_age_secs: 86_400,
+            mini_app_url: None,
         }
     }
 }
@@ -956,6 +959,17 @@ impl Config {
         self.scheduler.validate()?;
         self.payments.validate()?;
         self.push.validate()?;
+        if self
+            .telegram
+            .mini_app_url
+            .as_deref()
+            .is_some_and(|url| !url.starts_with("https://") || url.len() <= "https://".len())
+        {
+            return invalid(
+                "telegram.mini_app_url",
+                "must be an https:// address (Telegram opens only HTTPS Mini Apps)",
+            );
+        }
         if !(60..=2_678_400).contains(&self.telegram.auth_max_age_secs) {
             return invalid(
                 "telegram.auth_max_age_secs",

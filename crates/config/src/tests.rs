@@ -226,6 +226,7 @@ fn full_config() -> Config {
     full.remnawave.token = secret();
     full.remnawave.webhook_secret = secret();
     full.telegram.bot_token = secret();
+    full.telegram.mini_app_url = Some(String::new());
     full.payments.cryptobot_token = secret();
     full.payments.stripe_secret_key = secret();
     full.payments.stripe_webhook_secret = secret();
@@ -642,6 +643,7 @@ fn revenuecat_settings_come_from_the_environment() {
             ),
             ("CYBERVPN_PAYMENTS_REVENUECAT_ACCEPT_SANDBOX", "true"),
             ("CYBERVPN_TELEGRAM_AUTH_MAX_AGE_SECS", "3600"),
+            ("CYBERVPN_TELEGRAM_MINI_APP_URL", "https://app.example.com/"),
         ]),
     )
     .expect("valid");
@@ -662,6 +664,10 @@ fn revenuecat_settings_come_from_the_environment() {
     );
     assert!(config.payments.revenuecat_accept_sandbox);
     assert_eq!(config.telegram.auth_max_age_secs, 3600);
+    assert_eq!(
+        config.telegram.mini_app_url.as_deref(),
+        Some("https://app.example.com/")
+    );
 
     let table = Config::load(
         None,
@@ -693,6 +699,10 @@ fn revenuecat_and_telegram_sign_in_rules_are_enforced() {
         (
             vec![("CYBERVPN_TELEGRAM_AUTH_MAX_AGE_SECS", "0")],
             "telegram.auth_max_age_secs",
+        ),
+        (
+            vec![("CYBERVPN_TELEGRAM_MINI_APP_URL", "http://app.example.com")],
+            "telegram.mini_app_url",
         ),
     ] {
         let loaded = Config::load(None, env(&vars));

@@ -310,6 +310,17 @@ fn inline_button(button: &Value) -> Result<(), ApiError> {
             return Err(bad("BUTTON_DATA_INVALID"));
         }
     }
+    if let Some(web_app) = button.get("web_app") {
+        let valid = web_app
+            .get("url")
+            .and_then(Value::as_str)
+            .is_some_and(|url| url.len() > "https://".len() && url.starts_with("https://"));
+        if !valid {
+            return Err(bad(
+                "inline keyboard button Web App URL is invalid: Only HTTPS links are allowed",
+            ));
+        }
+    }
     if let Some(url) = button.get("url") {
         let valid = url.as_str().is_some_and(|url| {
             ["http://", "https://", "tg://"]

@@ -626,6 +626,15 @@ impl App {
             button(text(lang, "button-support"), "support"),
         ]);
         rows.push(vec![button(text(lang, "button-language"), "lang")]);
+        if let Some(url) = &self.config.telegram.mini_app_url {
+            // The Mini App signs in with this Telegram account (POST /api/v1/auth/telegram): the same customer.
+            rows.push(vec![
+                InlineKeyboardButton::builder()
+                    .text(text(lang, "button-mini-app"))
+                    .web_app(frankenstein::types::WebAppInfo { url: url.clone() })
+                    .build(),
+            ]);
+        }
         let body = format!("{status}\n\n{}", text(lang, "menu-title"));
         self.send(chat, &body, Some(keyboard(rows))).await;
     }

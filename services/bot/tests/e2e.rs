@@ -1452,7 +1452,11 @@ async fn the_daily_backup_reaches_the_admin_chats_as_a_document() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn friends_join_with_invite_codes_and_the_inviter_earns_days_when_they_pay() {
-    let world = World::new().await;
+    let mut world = World::new().await;
+    world.env.push((
+        "CYBERVPN_TELEGRAM_MINI_APP_URL".to_owned(),
+        "https://app.cybervpn.test/".to_owned(),
+    ));
     let mut worker = world.spawn("cybervpn-worker");
     let mut bot = world.spawn("cybervpn-bot");
     let telegram = &world.telegram;
@@ -1461,6 +1465,16 @@ async fn friends_join_with_invite_codes_and_the_inviter_earns_days_when_they_pay
     let carol = User::new(5301, "Carol").with_language("en");
     telegram.send_text(&carol, carol.id, "/start");
     let menu = world.reply(carol.id, 0, "What would you like to do?").await;
+    // The menu also opens the Mini App, which signs in as the same customer.
+    let rows = menu.params["reply_markup"]["inline_keyboard"]
+        .as_array()
+        .unwrap();
+    assert!(
+        rows.iter()
+            .flatten()
+            .any(|b| b["web_app"]["url"] == "https://app.cybervpn.test/"),
+        "{rows:?}"
+    );
     let skip = world.sent(carol.id);
     telegram.press_button(&carol, message_id(&menu), "invites");
     world.reply(carol.id, skip, "no invite codes yet").await;

@@ -612,13 +612,28 @@ impl BotService for Bot {
             ));
         }
         let id = uuid::Uuid::now_v7();
+        let now = Utc::now();
+        // Gold and Platinum customers' requests are flagged for priority handling.
+        let level = self
+            .state
+            .db
+            .loyalty()
+            .account(customer.id)
+            .await
+            .map_err(status)?
+            .tenure
+            .level_at(now);
+        let priority = if level.priority_support() {
+            format!("⭐ PRIORITY ({} loyalty) — ", level.as_str())
+        } else {
+            String::new()
+        };
         let body = format!(
-            "Support request from {} (Telegram {}, customer {}):\n{text}",
+            "{priority}Support request from {} (Telegram {}, customer {}):\n{text}",
             customer.username.as_str(),
             request.telegram_user_id,
             customer.id.as_uuid()
         );
-        let now = Utc::now();
         let txn = self
             .state
             .db

@@ -426,6 +426,37 @@ async fn config_support_and_refusals(backend: Backend) {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
+    // At Gold (180 paid days in a row) a request is flagged for priority support.
+    let now = chrono::Utc::now();
+    let mut account = app.db.loyalty().account(customer).await.unwrap();
+    account.tenure.credit(180, now);
+    app.db.loyalty().save(&account, now).await.unwrap();
+    client
+        .create_support_request(pb::CreateSupportRequestRequest {
+            telegram_user_id: 3001,
+            text: "Still cannot connect".to_owned(),
+        })
+        .await
+        .unwrap();
+    let requests = app
+        .db
+        .notifications()
+        .of_kind("support_request", 10)
+        .await
+        .unwrap();
+    let body = |needle: &str| {
+        requests
+            .iter()
+            .find(|n| n.body.contains(needle))
+            .map(|n| n.body.clone())
+            .unwrap()
+    };
+    assert!(body("I cannot connect").starts_with("Support request from"));
+    assert!(
+        body("Still cannot connect").starts_with("⭐ PRIORITY (gold loyalty)"),
+        "{requests:?}"
+    );
+
     // A banned customer is refused.
     let mut record = app.db.customers().get(customer).await.unwrap();
     record.status = cybervpn_domain::CustomerStatus::Disabled;

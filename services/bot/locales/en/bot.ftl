@@ -172,3 +172,4 @@ loyalty-level-bronze = Bronze
 loyalty-level-silver = Silver
 loyalty-level-gold = Gold
 loyalty-level-platinum = Platinum
+button-mini-app = 📱 Open the app

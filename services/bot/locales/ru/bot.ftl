@@ -172,3 +172,4 @@ loyalty-level-bronze = Бронза
 loyalty-level-silver = Серебро
 loyalty-level-gold = Золото
 loyalty-level-platinum = Платина
+button-mini-app = 📱 Открыть приложение
