@@ -1471,6 +1471,7 @@ async fn friends_join_with_invite_codes_and_the_inviter_earns_days_when_they_pay
         .unwrap();
     assert!(
         rows.iter()
+            .filter_map(|row| row.as_array())
             .flatten()
             .any(|b| b["web_app"]["url"] == "https://app.cybervpn.test/"),
         "{rows:?}"
