@@ -1,5 +1,4 @@
 //! Telegram Stars on both databases: the pre-checkout re-check and the idempotent grant.
-#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use cybervpn_commerce::{
@@ -8,16 +7,12 @@ use cybervpn_commerce::{
 };
 use cybervpn_db::Db;
 use cybervpn_domain::{
-    Currency, CustomerId, Language, NewCustomer, Payment, PaymentId, PaymentProvider,
-    PaymentStatus, Plan, TelegramId, Username,
+    CustomerId, Language, NewCustomer, Payment, PaymentId, PaymentProvider, PaymentStatus, Plan,
+    TelegramId, Username,
 };
-use cybervpn_testkit::{Backend, TestDb, on_both_backends};
+use cybervpn_testkit::{Backend, on_both_backends};
 
-async fn open(backend: Backend) -> (TestDb, Db) {
-    let test_db = TestDb::new(backend).await;
-    let db = Db::from_connection(test_db.connect().await);
-    (test_db, db)
-}
+use crate::support::{open, pending_payment};
 
 async fn customer(db: &Db, name: &str, telegram_id: i64) -> CustomerId {
     let new = NewCustomer::new(
@@ -35,28 +30,16 @@ async fn plan(db: &Db) -> Plan {
 }
 
 async fn stars_payment(db: &Db, customer: CustomerId, plan: &Plan, now: DateTime<Utc>) -> Payment {
-    db.payments()
-        .create(Payment {
-            id: PaymentId::new(),
-            customer_id: customer,
-            plan_id: Some(plan.id),
-            amount: plan.price_in(Currency::Xtr).unwrap(),
-            status: PaymentStatus::Pending,
-            provider: PaymentProvider::TelegramStars,
-            provider_payment_id: None,
-            days: plan.duration.days().into(),
-            invoice_url: None,
-            expires_at: Some(now + TimeDelta::hours(1)),
-            completed_at: None,
-            review_reason: None,
-            promo_code_id: None,
-            refunded_at: None,
-            refund_reason: None,
-            created_at: now,
-            updated_at: now,
-        })
-        .await
-        .unwrap()
+    let days = plan.duration.days().into();
+    pending_payment(
+        db,
+        customer,
+        plan,
+        PaymentProvider::TelegramStars,
+        days,
+        now,
+    )
+    .await
 }
 
 fn query(payment: &Payment, telegram_user_id: i64) -> PreCheckout {

@@ -1,65 +1,23 @@
 //! The completion path on both databases: credited once, never for the wrong amount, duplicates harmless.
-#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use chrono::{SubsecRound, TimeDelta, Utc};
 use cybervpn_commerce::{Completion, PaidNotice, complete_payment, expire_unpaid};
 use cybervpn_db::Db;
 use cybervpn_domain::{
-    Currency, CustomerId, Email, Language, LoyaltyLevel, Money, NewCustomer, Payment, PaymentId,
-    PaymentProvider, PaymentStatus, Plan, Subscription, TrafficLimit, Username,
+    Currency, CustomerId, LoyaltyLevel, Money, Payment, PaymentId, PaymentProvider, PaymentStatus,
+    Plan, Subscription, TrafficLimit,
 };
-use cybervpn_testkit::{Backend, TestDb, on_both_backends};
+use cybervpn_testkit::{Backend, on_both_backends};
 
-async fn open(backend: Backend) -> (TestDb, Db) {
-    let test_db = TestDb::new(backend).await;
-    let db = Db::from_connection(test_db.connect().await);
-    (test_db, db)
-}
-
-async fn customer(db: &Db, name: &str) -> CustomerId {
-    let new = NewCustomer::new(
-        Some(Email::parse(&format!("{name}@example.com")).unwrap()),
-        None,
-        Username::parse(name).unwrap(),
-        Language::En,
-    )
-    .unwrap();
-    db.customers().create(new, Utc::now()).await.unwrap().id
-}
+use crate::support::{customer, open, pending_payment};
 
 async fn plan(db: &Db) -> Plan {
     db.plans().list_active().await.unwrap().remove(0)
 }
 
 async fn pending(db: &Db, customer: CustomerId, plan: &Plan, provider: PaymentProvider) -> Payment {
-    let now = Utc::now();
-    let price = *plan
-        .prices()
-        .iter()
-        .find(|p| p.currency() == Currency::Usd)
-        .unwrap();
-    db.payments()
-        .create(Payment {
-            id: PaymentId::new(),
-            customer_id: customer,
-            plan_id: Some(plan.id),
-            amount: price,
-            status: PaymentStatus::Pending,
-            provider,
-            provider_payment_id: None,
-            days: plan.duration.days().into(),
-            invoice_url: None,
-            expires_at: Some(now + TimeDelta::hours(1)),
-            completed_at: None,
-            review_reason: None,
-            promo_code_id: None,
-            refunded_at: None,
-            refund_reason: None,
-            created_at: now,
-            updated_at: now,
-        })
-        .await
-        .unwrap()
+    let days = plan.duration.days().into();
+    pending_payment(db, customer, plan, provider, days, Utc::now()).await
 }
 
 fn notice(payment: &Payment, reference: &str) -> PaidNotice {

@@ -1,91 +1,20 @@
 //! The loyalty program on the real payment paths, on both databases: paid days grow the level, each level's
 //! bonus is granted once, the grace period keeps the streak, refunds take back what their payment earned.
-#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use cybervpn_commerce::{
-    Completion, PaidNotice, RefundSource, Refunded, complete_payment, loyalty_status,
-    refund_payment,
+    Completion, RefundSource, Refunded, complete_payment, loyalty_status, refund_payment,
 };
 use cybervpn_db::Db;
-use cybervpn_domain::{
-    Currency, CustomerId, Email, Language, LoyaltyLevel, NewCustomer, Payment, PaymentId,
-    PaymentProvider, PaymentStatus, Username,
-};
-use cybervpn_testkit::{Backend, TestDb, on_both_backends};
+use cybervpn_domain::{CustomerId, LoyaltyLevel, Payment, PaymentId};
+use cybervpn_testkit::{Backend, on_both_backends};
 
-async fn open(backend: Backend) -> (TestDb, Db) {
-    let test_db = TestDb::new(backend).await;
-    let db = Db::from_connection(test_db.connect().await);
-    (test_db, db)
-}
-
-async fn customer(db: &Db, name: &str) -> CustomerId {
-    let new = NewCustomer::new(
-        Some(Email::parse(&format!("{name}@example.com")).unwrap()),
-        None,
-        Username::parse(name).unwrap(),
-        Language::En,
-    )
-    .unwrap();
-    db.customers().create(new, Utc::now()).await.unwrap().id
-}
+use crate::support::{credited, customer, expiry, open, paid_notice};
 
 /// Pays `days` for `customer` at `at` through the completion path; returns the payment.
 async fn pay(db: &Db, customer: CustomerId, days: u32, at: DateTime<Utc>) -> Payment {
     let plan = db.plans().list_active().await.unwrap().remove(0);
-    let price = *plan
-        .prices()
-        .iter()
-        .find(|p| p.currency() == Currency::Usd)
-        .unwrap();
-    let payment = db
-        .payments()
-        .create(Payment {
-            id: PaymentId::new(),
-            customer_id: customer,
-            plan_id: Some(plan.id),
-            amount: price,
-            status: PaymentStatus::Pending,
-            provider: PaymentProvider::CryptoBot,
-            provider_payment_id: None,
-            days,
-            invoice_url: None,
-            expires_at: Some(at + TimeDelta::hours(1)),
-            completed_at: None,
-            review_reason: None,
-            promo_code_id: None,
-            refunded_at: None,
-            refund_reason: None,
-            created_at: at,
-            updated_at: at,
-        })
-        .await
-        .unwrap();
-    let completion = complete_payment(db, &notice(&payment), at).await.unwrap();
-    assert!(
-        matches!(completion, Completion::Credited(_)),
-        "{completion:?}"
-    );
-    payment
-}
-
-fn notice(payment: &Payment) -> PaidNotice {
-    PaidNotice {
-        payment_id: payment.id,
-        provider: payment.provider,
-        provider_payment_id: format!("inv-{}", payment.id.as_uuid()),
-        paid: payment.amount,
-    }
-}
-
-async fn expires_at(db: &Db, customer: CustomerId) -> DateTime<Utc> {
-    db.subscriptions()
-        .current_for(customer)
-        .await
-        .unwrap()
-        .unwrap()
-        .expires_at
+    credited(db, customer, &plan, days, at).await
 }
 
 async fn rewarded(db: &Db, customer: CustomerId) -> Vec<(LoyaltyLevel, PaymentId)> {
@@ -136,14 +65,14 @@ async fn three_monthly_payments_reach_silver_and_its_bonus_once(backend: Backend
     assert_eq!(status.paid_until, Some(now + days(90)));
     assert_eq!(rewarded(&db, who).await, [(LoyaltyLevel::Silver, third.id)]);
     // The bonus extends the same subscription: 90 paid days + 3.
-    assert_eq!(expires_at(&db, who).await, now + days(93));
+    assert_eq!(expiry(&db, who).await, now + days(93));
     let notices = level_up_notices(&db).await;
     assert_eq!(notices.len(), 1);
     assert!(notices[0].contains("Silver") && notices[0].contains("3 bonus days"));
 
     // The same paid notice again: nothing more.
     assert_eq!(
-        complete_payment(&db, &notice(&third), now + days(60))
+        complete_payment(&db, &paid_notice(&third), now + days(60))
             .await
             .unwrap(),
         Completion::AlreadyCompleted
@@ -151,7 +80,7 @@ async fn three_monthly_payments_reach_silver_and_its_bonus_once(backend: Backend
     // A fourth month stays Silver and grants nothing.
     pay(&db, who, 30, now + days(89)).await;
     assert_eq!(rewarded(&db, who).await.len(), 1);
-    assert_eq!(expires_at(&db, who).await, now + days(123));
+    assert_eq!(expiry(&db, who).await, now + days(123));
     assert_eq!(level_up_notices(&db).await.len(), 1);
 }
 
@@ -172,7 +101,7 @@ async fn an_annual_payment_reaches_platinum_with_every_bonus_once(backend: Backe
             (LoyaltyLevel::Platinum, annual.id)
         ]
     );
-    assert_eq!(expires_at(&db, who).await, now + days(365 + 3 + 7 + 14));
+    assert_eq!(expiry(&db, who).await, now + days(365 + 3 + 7 + 14));
     // One notice, naming the highest level and the days of all three bonuses.
     let notices = level_up_notices(&db).await;
     assert_eq!(notices.len(), 1);
@@ -180,12 +109,14 @@ async fn an_annual_payment_reaches_platinum_with_every_bonus_once(backend: Backe
 
     // The gateway reports it again, and the next year is paid: no bonus twice.
     assert_eq!(
-        complete_payment(&db, &notice(&annual), now).await.unwrap(),
+        complete_payment(&db, &paid_notice(&annual), now)
+            .await
+            .unwrap(),
         Completion::AlreadyCompleted
     );
     pay(&db, who, 365, now + days(300)).await;
     assert_eq!(rewarded(&db, who).await.len(), 3);
-    assert_eq!(expires_at(&db, who).await, now + days(730 + 24));
+    assert_eq!(expiry(&db, who).await, now + days(730 + 24));
     assert_eq!(level_up_notices(&db).await.len(), 1);
 }
 
@@ -220,10 +151,10 @@ async fn renewing_inside_the_grace_keeps_the_streak_and_after_it_restarts(backen
     assert_eq!(status.level, LoyaltyLevel::Silver);
     assert_eq!(status.paid_until, Some(now + days(300)));
     // Silver and Gold were granted in the first streak: never again.
-    let before = expires_at(&db, who).await;
+    let before = expiry(&db, who).await;
     pay(&db, who, 90, now + days(290)).await;
     assert_eq!(rewarded(&db, who).await.len(), 2);
-    assert_eq!(expires_at(&db, who).await, before + days(90));
+    assert_eq!(expiry(&db, who).await, before + days(90));
     assert_eq!(level_up_notices(&db).await.len(), 2);
 }
 
@@ -238,7 +169,7 @@ async fn refunding_the_payment_that_reached_a_level_takes_its_bonus_back(backend
         rewarded(&db, who).await,
         [(LoyaltyLevel::Silver, earner.id)]
     );
-    assert_eq!(expires_at(&db, who).await, now + days(93));
+    assert_eq!(expiry(&db, who).await, now + days(93));
 
     let refunded = refund_payment(
         &db,
@@ -255,7 +186,7 @@ async fn refunding_the_payment_that_reached_a_level_takes_its_bonus_back(backend
     assert_eq!(status.tenure_days, 60);
     assert!(status.rewards.is_empty());
     // The paid month and its bonus days are both gone.
-    assert_eq!(expires_at(&db, who).await, now + days(60));
+    assert_eq!(expiry(&db, who).await, now + days(60));
 
     // Refunded twice: nothing more is taken.
     assert_eq!(
@@ -270,10 +201,10 @@ async fn refunding_the_payment_that_reached_a_level_takes_its_bonus_back(backend
         .unwrap(),
         Refunded::AlreadyRefunded
     );
-    assert_eq!(expires_at(&db, who).await, now + days(60));
+    assert_eq!(expiry(&db, who).await, now + days(60));
 
     // The level can be earned again, once.
     let again = pay(&db, who, 30, now + days(2)).await;
     assert_eq!(rewarded(&db, who).await, [(LoyaltyLevel::Silver, again.id)]);
-    assert_eq!(expires_at(&db, who).await, now + days(93));
+    assert_eq!(expiry(&db, who).await, now + days(93));
 }

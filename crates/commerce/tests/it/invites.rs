@@ -1,36 +1,19 @@
 //! Invites on the money path, on both databases: codes earned per rule and promotion, redeemed once for free
 //! days, the inviter's bonus paid once on the friend's first payment, and refunds withdrawing both.
-#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use cybervpn_commerce::{
-    Completion, PaidNotice, RedeemError, RefundSource, Refunded, complete_payment, redeem_invite,
+    Completion, RedeemError, RefundSource, Refunded, complete_payment, redeem_invite,
     refund_payment,
 };
 use cybervpn_db::{Db, NewInvite};
 use cybervpn_domain::{
-    Currency, CustomerId, Email, Invite, InvitePromotion, InviteRefusal, InviteRule, InviteSource,
-    InviteStatus, Language, NewCustomer, Payment, PaymentId, PaymentProvider, PaymentStatus, Plan,
-    PlanTier, Username,
+    CustomerId, Invite, InvitePromotion, InviteRefusal, InviteRule, InviteSource, InviteStatus,
+    Payment, Plan, PlanTier,
 };
-use cybervpn_testkit::{Backend, TestDb, on_both_backends};
+use cybervpn_testkit::{Backend, on_both_backends};
 
-async fn open(backend: Backend) -> (TestDb, Db) {
-    let test_db = TestDb::new(backend).await;
-    let db = Db::from_connection(test_db.connect().await);
-    (test_db, db)
-}
-
-async fn customer(db: &Db, name: &str) -> CustomerId {
-    let new = NewCustomer::new(
-        Some(Email::parse(&format!("{name}@example.com")).unwrap()),
-        None,
-        Username::parse(name).unwrap(),
-        Language::En,
-    )
-    .unwrap();
-    db.customers().create(new, Utc::now()).await.unwrap().id
-}
+use crate::support::{credited, customer, expiry, open, paid_notice};
 
 /// The 30-day plan of `tier`.
 async fn plan(db: &Db, tier: PlanTier) -> Plan {
@@ -45,49 +28,7 @@ async fn plan(db: &Db, tier: PlanTier) -> Plan {
 
 /// Pays for `plan` through CryptoBot at `now`; the credited payment.
 async fn buy(db: &Db, customer: CustomerId, plan: &Plan, now: DateTime<Utc>) -> Payment {
-    let price = *plan
-        .prices()
-        .iter()
-        .find(|p| p.currency() == Currency::Usd)
-        .unwrap();
-    let payment = db
-        .payments()
-        .create(Payment {
-            id: PaymentId::new(),
-            customer_id: customer,
-            plan_id: Some(plan.id),
-            amount: price,
-            status: PaymentStatus::Pending,
-            provider: PaymentProvider::CryptoBot,
-            provider_payment_id: None,
-            days: plan.duration.days().into(),
-            invoice_url: None,
-            expires_at: Some(now + TimeDelta::hours(1)),
-            completed_at: None,
-            review_reason: None,
-            promo_code_id: None,
-            refunded_at: None,
-            refund_reason: None,
-            created_at: now,
-            updated_at: now,
-        })
-        .await
-        .unwrap();
-    let completion = complete_payment(db, &notice(&payment), now).await.unwrap();
-    assert!(
-        matches!(completion, Completion::Credited(_)),
-        "{completion:?}"
-    );
-    payment
-}
-
-fn notice(payment: &Payment) -> PaidNotice {
-    PaidNotice {
-        payment_id: payment.id,
-        provider: payment.provider,
-        provider_payment_id: format!("cb-{}", payment.id.as_uuid()),
-        paid: payment.amount,
-    }
+    credited(db, customer, plan, plan.duration.days().into(), now).await
 }
 
 async fn set_rule(db: &Db, tier: PlanTier, codes: u32, free_days: u32, bonus_days: u32) {
@@ -103,15 +44,6 @@ async fn set_rule(db: &Db, tier: PlanTier, codes: u32, free_days: u32, bonus_day
 
 async fn codes(db: &Db, owner: CustomerId) -> Vec<Invite> {
     db.invites().owned_by(owner).await.unwrap()
-}
-
-async fn expiry(db: &Db, customer: CustomerId) -> DateTime<Utc> {
-    db.subscriptions()
-        .current_for(customer)
-        .await
-        .unwrap()
-        .unwrap()
-        .expires_at
 }
 
 async fn refused(db: &Db, customer: CustomerId, code: &str, now: DateTime<Utc>) -> InviteRefusal {
@@ -285,7 +217,9 @@ async fn a_code_gives_free_days_once_and_its_owner_a_bonus_on_the_first_payment(
             .await
             .contains(&"invite_bonus".to_owned())
     );
-    let again = complete_payment(&db, &notice(&first), later).await.unwrap();
+    let again = complete_payment(&db, &paid_notice(&first), later)
+        .await
+        .unwrap();
     assert_eq!(again, Completion::AlreadyCompleted);
     buy(&db, friend, &pro, later).await;
     assert_eq!(expiry(&db, owner).await, owner_until + TimeDelta::days(7));
