@@ -251,6 +251,12 @@ def business() -> Dashboard:
     d.timeseries("Completed payments per day by gateway", "Completed (not refunded) payments over the past 24 h.",
                  ("sum by (provider) (max by (currency, provider) (delta(business_payments_completed[1d])))",
                   "{{provider}}"))
+    d.row("Growth programmes")
+    d.timeseries("Invite codes by status", "Codes available to hand out, redeemed by friends, and expired or "
+                 "withdrawn.", ("max by (status) (business_invites)", "{{status}}"), stack=True)
+    d.timeseries("Customers by loyalty level", "Customers at Silver (90 paid days in a row), Gold (180) and "
+                 "Platinum (360), grace period included.",
+                 ("max by (level) (business_loyalty_customers)", "{{level}}"), stack=True)
     return d
 
 

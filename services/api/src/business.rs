@@ -1,5 +1,5 @@
 //! Business gauges for Prometheus — customers, active subscriptions by tier, revenue by currency and gateway,
-//! servers by status and users online per server — read from the database when `/metrics` is scraped, at most
+//! servers by status, users online per server, invite codes by status and loyalty levels — read from the database when `/metrics` is scraped, at most
 //! once per [`REFRESH`], so every api replica reports the same fresh numbers.
 
 use std::time::{Duration, Instant};
@@ -21,6 +21,8 @@ pub(crate) struct BusinessMetrics {
     payments: IntGaugeVec,
     servers: IntGaugeVec,
     users_online: IntGaugeVec,
+    invites: IntGaugeVec,
+    loyalty: IntGaugeVec,
     read_at: Mutex<Option<Instant>>,
 }
 
@@ -64,6 +66,16 @@ impl BusinessMetrics {
                 "Users online per VPN server at the last node sync",
                 &["server"],
             )?,
+            invites: vec(
+                "business_invites",
+                "Invite codes by status (available, used, expired)",
+                &["status"],
+            )?,
+            loyalty: vec(
+                "business_loyalty_customers",
+                "Customers at each loyalty level above Bronze (grace period included)",
+                &["level"],
+            )?,
             read_at: Mutex::new(None),
         })
     }
@@ -88,6 +100,8 @@ impl BusinessMetrics {
         let active = db.analytics().active_by_tier(Utc::now()).await?;
         let revenue = dashboard.revenue_by_gateway().await?;
         let servers = db.servers().list().await?;
+        let invites = db.invites().status_counts(Utc::now()).await?;
+        let levels = db.loyalty().level_counts(Utc::now()).await?;
 
         self.customers.set(clamp(customers));
         self.trials.set(clamp(trials));
@@ -118,6 +132,16 @@ impl BusinessMetrics {
             self.users_online
                 .with_label_values(&[server.name.as_str()])
                 .set(i64::from(server.users_online));
+        }
+        for (status, count) in invites {
+            self.invites
+                .with_label_values(&[status.as_str()])
+                .set(clamp(count));
+        }
+        for (level, count) in levels {
+            self.loyalty
+                .with_label_values(&[level.as_str()])
+                .set(clamp(count));
         }
         Ok(())
     }

@@ -131,6 +131,25 @@ impl TryFrom<invite::Model> for Invite {
     }
 }
 
+/// The rows of codes in `status` at `now`.
+fn in_status(status: InviteStatus, now: DateTime<Utc>) -> Condition {
+    let now = stored_time(now);
+    match status {
+        InviteStatus::Used => Condition::all().add(invite::Column::RedeemedAt.is_not_null()),
+        InviteStatus::Available => Condition::all()
+            .add(invite::Column::RedeemedAt.is_null())
+            .add(invite::Column::RevokedAt.is_null())
+            .add(invite::Column::ExpiresAt.gt(now)),
+        InviteStatus::Expired => Condition::all()
+            .add(invite::Column::RedeemedAt.is_null())
+            .add(
+                Condition::any()
+                    .add(invite::Column::RevokedAt.is_not_null())
+                    .add(invite::Column::ExpiresAt.lte(now)),
+            ),
+    }
+}
+
 impl<'a, C: ConnectionTrait> Invites<'a, C> {
     /// The repository on `conn` (a pool or a transaction).
     pub const fn on(conn: &'a C) -> Self {
@@ -403,6 +422,23 @@ impl<'a, C: ConnectionTrait> Invites<'a, C> {
         Ok(result.rows_affected == 1)
     }
 
+    /// How many codes are in each status at `now`.
+    pub async fn status_counts(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(InviteStatus, u64)>, DbError> {
+        use sea_orm::PaginatorTrait;
+        let mut counts = Vec::new();
+        for status in InviteStatus::ALL.iter().copied() {
+            let count = invite::Entity::find()
+                .filter(in_status(status, now))
+                .count(self.conn)
+                .await?;
+            counts.push((status, count));
+        }
+        Ok(counts)
+    }
+
     /// The codes `owner` may hand out or handed out, newest first.
     pub async fn owned_by(&self, owner: CustomerId) -> Result<Vec<Invite>, DbError> {
         invite::Entity::find()
@@ -436,22 +472,9 @@ impl<'a, C: ConnectionTrait> Invites<'a, C> {
         if let Some(source) = filter.source {
             query = query.filter(invite::Column::Source.eq(source.as_str()));
         }
-        let now = stored_time(now);
-        query = match filter.status {
-            None => query,
-            Some(InviteStatus::Used) => query.filter(invite::Column::RedeemedAt.is_not_null()),
-            Some(InviteStatus::Available) => query
-                .filter(invite::Column::RedeemedAt.is_null())
-                .filter(invite::Column::RevokedAt.is_null())
-                .filter(invite::Column::ExpiresAt.gt(now)),
-            Some(InviteStatus::Expired) => {
-                query.filter(invite::Column::RedeemedAt.is_null()).filter(
-                    Condition::any()
-                        .add(invite::Column::RevokedAt.is_not_null())
-                        .add(invite::Column::ExpiresAt.lte(now)),
-                )
-            }
-        };
+        if let Some(status) = filter.status {
+            query = query.filter(in_status(status, now));
+        }
         query
             .all(self.conn)
             .await?

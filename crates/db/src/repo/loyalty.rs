@@ -151,6 +151,31 @@ impl<'a, C: ConnectionTrait> Loyalty<'a, C> {
         rows.into_iter().map(LoyaltyReward::try_from).collect()
     }
 
+    /// Customers at each level at `now` (streaks within their grace period count), Bronze excluded.
+    pub async fn level_counts(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(LoyaltyLevel, u64)>, DbError> {
+        use sea_orm::PaginatorTrait;
+        let live = crate::stored_time(now - TimeDelta::days(GRACE_DAYS));
+        let days = |level: LoyaltyLevel| i32::try_from(level.threshold_days()).unwrap_or(i32::MAX);
+        let mut counts = Vec::new();
+        for level in LoyaltyLevel::ALL
+            .iter()
+            .copied()
+            .filter(|l| l.bonus_days() > 0)
+        {
+            let mut query = loyalty_account::Entity::find()
+                .filter(loyalty_account::Column::PaidUntil.gt(live))
+                .filter(loyalty_account::Column::TenureDays.gte(days(level)));
+            if let Some(next) = level.next() {
+                query = query.filter(loyalty_account::Column::TenureDays.lt(days(next)));
+            }
+            counts.push((level, query.count(self.conn).await?));
+        }
+        Ok(counts)
+    }
+
     /// Accounts whose paid coverage ended and whose grace period ends within `ahead` of `now`, with a level
     /// above Bronze and no reminder yet for this coverage end.
     pub async fn grace_ending(

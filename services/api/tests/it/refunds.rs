@@ -447,8 +447,23 @@ async fn business_metrics_count_customers_subscriptions_revenue_and_servers(back
         .await
         .unwrap();
 
+    // The other customer has 200 paid days in a row: Gold.
+    let now = Utc::now();
+    let mut account = app.db.loyalty().account(trial).await.unwrap();
+    account.tenure.credit(200, now);
+    app.db.loyalty().save(&account, now).await.unwrap();
+
     let text = app.get("/metrics").await.text().await.unwrap();
     assert_eq!(scraped(&text, "business_customers"), Some(2), "{text}");
+    // The basic plan's purchase earned one invite code (the seeded rule).
+    for (status, count) in [("available", 1), ("used", 0), ("expired", 0)] {
+        let series = format!(r#"business_invites{{status="{status}"}}"#);
+        assert_eq!(scraped(&text, &series), Some(count), "{text}");
+    }
+    for (level, count) in [("silver", 0), ("gold", 1), ("platinum", 0)] {
+        let series = format!(r#"business_loyalty_customers{{level="{level}"}}"#);
+        assert_eq!(scraped(&text, &series), Some(count), "{text}");
+    }
     assert_eq!(
         scraped(&text, r#"business_active_subscriptions{tier="trial"}"#),
         Some(1),
