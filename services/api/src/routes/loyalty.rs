@@ -1,4 +1,5 @@
-//! The loyalty program as the customer sees it: their level, progress, perks and the bonuses granted.
+//! The loyalty program as the customer sees it — their level, progress, perks and the bonuses granted — and the
+//! same view of any customer for staff (support sees who gets priority).
 
 use actix_web::{get, web};
 use chrono::{DateTime, Utc};
@@ -6,8 +7,10 @@ use cybervpn_commerce::LoyaltyStatus;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use cybervpn_domain::CustomerId;
+
 use crate::{
-    auth::CustomerAuth,
+    auth::{Authorized, CustomerAuth, perm},
     error::{ApiError, Problem},
     state::AppState,
 };
@@ -103,5 +106,28 @@ pub(crate) async fn my_loyalty(
     auth: CustomerAuth,
 ) -> Result<web::Json<LoyaltyView>, ApiError> {
     let status = cybervpn_commerce::loyalty_status(&state.db, auth.id, Utc::now()).await?;
+    Ok(web::Json(status.into()))
+}
+
+/// A customer's loyalty standing, for staff (priority support is for Gold and Platinum).
+#[utoipa::path(
+    tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "Customer id")),
+    security(("staff" = ["view_customers"])),
+    responses(
+        (status = 200, description = "Level, progress, grace period, perks and bonuses", body = LoyaltyView),
+        (status = 401, description = "Missing or invalid staff token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks `view_customers`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer, or deleted", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/users/{id}/loyalty")]
+pub(crate) async fn customer_loyalty(
+    Authorized(_staff, id): Authorized<perm::ViewCustomers, web::Path<uuid::Uuid>>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<LoyaltyView>, ApiError> {
+    let customer = CustomerId::from_uuid(id.into_inner());
+    state.db.customers().get(customer).await?;
+    let status = cybervpn_commerce::loyalty_status(&state.db, customer, Utc::now()).await?;
     Ok(web::Json(status.into()))
 }

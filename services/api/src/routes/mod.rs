@@ -70,6 +70,7 @@ pub(crate) fn configure(cfg: &mut ServiceConfig<'_>) {
                 .service(admin_auth::telegram_link_code)
                 .service(users::list_customers)
                 .service(users::get_customer)
+                .service(loyalty::customer_loyalty)
                 .service(users::update_customer)
                 .service(users::delete_customer)
                 .service(users::ban_customer)

@@ -109,5 +109,13 @@ async fn loyalty_shows_the_level_that_paid_days_earned(backend: Backend) {
         ]
     );
     assert_eq!(days_left(&app, customer).await, Some(30 + 365 + 24));
+
+    // Support staff see the same standing (and so who gets priority); an unknown customer is a 404.
+    let support = app.staff_token(cybervpn_domain::StaffRole::Support).await;
+    let path = format!("/api/v1/users/{}/loyalty", customer.as_uuid());
+    let seen = json_body(app.get_authed(&path, &support).await, 200).await;
+    assert_eq!(seen, year);
+    let unknown = format!("/api/v1/users/{}/loyalty", uuid::Uuid::now_v7());
+    assert_problem(app.get_authed(&unknown, &support).await, 404, "not_found").await;
     app.stop().await;
 }
