@@ -856,6 +856,10 @@ fn customer_text(lang: Lang, customer: &pb::AdminCustomer) -> String {
                     .map_or_else(dash, |id| id.to_string()),
             ),
             ("subscription", subscription),
+            (
+                "loyalty",
+                text(lang, &format!("loyalty-level-{}", customer.loyalty_level)),
+            ),
         ],
     )
 }

@@ -607,6 +607,11 @@ async fn staff_link_telegram_and_run_the_admin_panel_with_their_role() {
     let skip = world.sent(admin.id);
     telegram.send_text(&admin, admin.id, "dave_customer");
     let found = world.reply(admin.id, skip, "dave_customer · active").await;
+    assert!(
+        found.str_param("text").unwrap().contains("Loyalty: Bronze"),
+        "{}",
+        found.params
+    );
     let ban = button(&found, "adm:ban:");
     let extend = button(&found, "adm:ext:");
     let skip = world.sent(admin.id);

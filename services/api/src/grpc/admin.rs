@@ -61,7 +61,19 @@ impl Admin {
             .current_for(customer.id)
             .await
             .map_err(status)?;
+        let loyalty = self
+            .state
+            .db
+            .loyalty()
+            .account(customer.id)
+            .await
+            .map_err(status)?;
         Ok(pb::AdminCustomer {
+            loyalty_level: loyalty
+                .tenure
+                .level_at(chrono::Utc::now())
+                .as_str()
+                .to_owned(),
             id: customer.id.as_uuid().to_string(),
             username: customer.username.as_str().to_owned(),
             email: customer

@@ -84,6 +84,7 @@ admin-no-results = No customer found.
 admin-customer = { $username } · { $status }
     Email: { $email } · Telegram: { $telegram }
     Subscription: { $subscription }
+    Loyalty: { $loyalty }
 button-ban = 🚫 Ban
 button-unban = ✅ Unban
 button-extend = ➕ 30 days

@@ -84,6 +84,7 @@ admin-no-results = Клиент не найден.
 admin-customer = { $username } · { $status }
     Email: { $email } · Telegram: { $telegram }
     Подписка: { $subscription }
+    Лояльность: { $loyalty }
 button-ban = 🚫 Заблокировать
 button-unban = ✅ Разблокировать
 button-extend = ➕ 30 дней
