@@ -4,11 +4,11 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use cybervpn_db::{
-    Customers, DatabaseTransaction, Db, DbError, Invites, NewInvite, Plans, TransactionTrait,
+    Customers, DatabaseTransaction, Db, DbError, Invites, NewInvite, TransactionTrait,
 };
 use cybervpn_domain::{
-    CustomerId, DomainError, Invite, InviteRefusal, InviteSource, NoticeKind, Payment,
-    Subscription,
+    CustomerId, DomainError, Invite, InviteRefusal, InviteSource, NoticeKind, Payment, Plan,
+    PlanTier, Subscription,
     invite::{INVITE_CODE_LEN, codes_for_purchase, new_invite_code, normalize_invite_code},
 };
 use cybervpn_jobs::outbox;
@@ -104,10 +104,14 @@ pub async fn redeem_invite(
 pub(crate) async fn on_payment_credited(
     txn: &DatabaseTransaction,
     payment: &Payment,
+    plan: Option<&Plan>,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
     reward_inviter(txn, payment, now).await?;
-    issue_for_purchase(txn, payment, now).await
+    match plan {
+        Some(plan) => issue_for_purchase(txn, payment, plan.tier, now).await,
+        None => Ok(()),
+    }
 }
 
 /// In the transaction refunding `payment`: withdraws its unused codes and takes back the inviter bonus it paid.
@@ -179,12 +183,9 @@ async fn reward_inviter(
 async fn issue_for_purchase(
     txn: &DatabaseTransaction,
     payment: &Payment,
+    tier: PlanTier,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    let Some(plan_id) = payment.plan_id else {
-        return Ok(());
-    };
-    let tier = Plans::on(txn).get(plan_id).await?.tier;
     let invites = Invites::on(txn);
     let Some(rule) = invites.rule(tier).await? else {
         return Ok(());

@@ -13,7 +13,7 @@ use cybervpn_db::{
     Customers, Db, DbError, Payments, Plans, Subscriptions, TransactionTrait, Trials,
 };
 use cybervpn_domain::{
-    DomainError, Money, NoticeKind, Payment, PaymentId, PaymentProvider, PaymentStatus,
+    DomainError, Money, NoticeKind, Payment, PaymentId, PaymentProvider, PaymentStatus, Plan,
     Subscription, SubscriptionStatus, TrafficBytes,
 };
 use cybervpn_jobs::outbox;
@@ -97,14 +97,18 @@ pub async fn complete_payment(
         // Someone else completed it between our read and write (SQLite has no row lock).
         return Ok(Completion::AlreadyCompleted);
     }
-    let mut subscription = add_days(&txn, &payment, now).await?;
+    let plan = match payment.plan_id {
+        Some(id) => Some(Plans::on(&txn).get(id).await?),
+        None => None,
+    };
+    let mut subscription = add_days(&txn, &payment, plan.as_ref(), now).await?;
     // The customer's first payment after their free trial converts it (for the conversion report).
     Trials::on(&txn)
         .mark_converted(payment.customer_id, now)
         .await?;
     loyalty::credit(&txn, &payment, &mut subscription, now).await?;
     announce(&txn, &payment, &subscription, PaymentEvent::Completed, now).await?;
-    invite::on_payment_credited(&txn, &payment, now).await?;
+    invite::on_payment_credited(&txn, &payment, plan.as_ref(), now).await?;
     txn.commit().await?;
     tracing::info!(payment = %payment.id.as_uuid(), days = payment.days, "payment credited");
     Ok(Completion::Credited(Box::new(subscription)))
@@ -174,12 +178,9 @@ fn review_reason(payment: &Payment, notice: &PaidNotice) -> Option<String> {
 async fn add_days(
     txn: &cybervpn_db::DatabaseTransaction,
     payment: &Payment,
+    plan: Option<&Plan>,
     now: DateTime<Utc>,
 ) -> Result<Subscription, DbError> {
-    let plan = match payment.plan_id {
-        Some(id) => Some(Plans::on(txn).get(id).await?),
-        None => None,
-    };
     let subscriptions = Subscriptions::on(txn);
     let current = subscriptions
         .current_for(payment.customer_id)
@@ -188,7 +189,7 @@ async fn add_days(
     match current {
         Some(current) => {
             let mut subscription = subscriptions.lock(current.id).await?;
-            if let Some(plan) = &plan {
+            if let Some(plan) = plan {
                 subscription.plan_id = Some(plan.id);
                 subscription.traffic_limit = plan.traffic_limit;
                 subscription.device_limit = Some(plan.device_limit);
@@ -205,13 +206,12 @@ async fn add_days(
         None => {
             let subscription = Subscription::start(
                 payment.customer_id,
-                plan.as_ref().map(|p| p.id),
+                plan.map(|p| p.id),
                 payment.days,
-                plan.as_ref()
-                    .map_or(cybervpn_domain::TrafficLimit::Unlimited, |p| {
-                        p.traffic_limit
-                    }),
-                plan.as_ref().map(|p| p.device_limit),
+                plan.map_or(cybervpn_domain::TrafficLimit::Unlimited, |p| {
+                    p.traffic_limit
+                }),
+                plan.map(|p| p.device_limit),
                 now,
             )?;
             subscriptions.create(&subscription).await?;

@@ -188,6 +188,19 @@ impl World {
         self.reply(user.id, skip, "Payment received").await;
     }
 
+    /// Waits (up to 15 s) for the worker to create the panel user of the customer with this Telegram id.
+    async fn provisioned(&self, telegram: i64) -> bool {
+        let customer = self.customer(telegram).await;
+        let username = format!("cv_{}", customer.id.as_uuid().simple());
+        for _ in 0..300 {
+            if self.panel.user_by_username(&username).is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// When the customer with this Telegram id's subscription ends.
     async fn expiry(&self, telegram: i64) -> chrono::DateTime<chrono::Utc> {
         let customer = self.customer(telegram).await;
@@ -384,16 +397,8 @@ async fn customers_register_take_the_trial_connect_refer_and_pay_with_stars_in_t
     world
         .reply(bob.id, skip, "Бесплатный период активен до")
         .await;
-    let bob_customer = world.customer(bob.id).await;
-    let panel_user = format!("cv_{}", bob_customer.id.as_uuid().simple());
-    for _ in 0..300 {
-        if world.panel.user_by_username(&panel_user).is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     assert!(
-        world.panel.user_by_username(&panel_user).is_some(),
+        world.provisioned(bob.id).await,
         "the worker provisioned the trial"
     );
     let mut photo = None;
@@ -1506,16 +1511,8 @@ async fn friends_join_with_invite_codes_and_the_inviter_earns_days_when_they_pay
     world
         .reply(dave.id, 0, "Invite accepted: 14 free days")
         .await;
-    let dave_customer = world.customer(dave.id).await;
-    let panel_user = format!("cv_{}", dave_customer.id.as_uuid().simple());
-    for _ in 0..300 {
-        if world.panel.user_by_username(&panel_user).is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     assert!(
-        world.panel.user_by_username(&panel_user).is_some(),
+        world.provisioned(dave.id).await,
         "the worker provisioned the free access"
     );
     let days = (world.expiry(dave.id).await - chrono::Utc::now()).num_hours() / 24;
